@@ -1,0 +1,33 @@
+"""Floor 1: pure tensor ops (no parameters). Selective scan with backends, scan orders, route/merge."""
+from ._registry import (
+    ENV_VAR,
+    BackendSpec,
+    available_backends,
+    register_backend,
+    registered_backends,
+    use_backend,
+)
+from .backends import register_builtin_backends
+from .reference import selective_scan_reference
+from .route import merge, route
+from .scan_orders import DirectionSet, get_directions, scan_directions, scan_order
+from .selective_scan import selective_scan
+
+register_builtin_backends()
+
+__all__ = [
+    "ENV_VAR",
+    "DirectionSet",
+    "get_directions",
+    "merge",
+    "route",
+    "scan_directions",
+    "scan_order",
+    "BackendSpec",
+    "available_backends",
+    "register_backend",
+    "registered_backends",
+    "selective_scan",
+    "selective_scan_reference",
+    "use_backend",
+]

@@ -1,0 +1,167 @@
+"""Backend registry and selection for :func:`vision_ssm.ops.selective_scan`.
+
+A backend is a function with the canonical signature
+``fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)`` that receives
+already-validated tensors (see :mod:`vision_ssm.ops.selective_scan`). Backends register
+themselves lazily: the registry stores an import path, so optional packages (triton, numba,
+mamba-ssm's ``selective_scan_cuda``) are only imported when a backend is resolved.
+
+Selection order: the ``backend=`` argument, then the ``VISION_SSM_BACKEND`` environment
+variable, then the innermost :func:`use_backend` context, then the automatic policy.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+ENV_VAR = "VISION_SSM_BACKEND"
+_context_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "vision_ssm_backend", default=None
+)
+
+
+@dataclass
+class BackendSpec:
+    """Description of one selective-scan backend.
+
+    Attributes:
+        name: Public name (``"reference"``, ``"chunked"``, ...).
+        target: ``"module:function"`` import path of the scan function.
+        devices: Device types the backend runs on (``"cpu"``, ``"cuda"``).
+        priority: Higher wins in the automatic policy, per device type.
+        probe: Import names that must be importable for the backend to be available.
+        install_hint: What to install when it is not available.
+        available_check: Optional extra check (e.g. "a CUDA device exists").
+    """
+
+    name: str
+    target: str
+    devices: tuple[str, ...]
+    priority: dict[str, int] = field(default_factory=dict)
+    probe: tuple[str, ...] = ()
+    install_hint: str = ""
+    available_check: Callable[[], bool] | None = None
+    _fn: Callable | None = field(default=None, repr=False)
+    _available: bool | None = field(default=None, repr=False)
+
+    def is_available(self) -> bool:
+        if self._available is None:
+            ok = True
+            for mod in self.probe:
+                try:
+                    importlib.import_module(mod)
+                except Exception:  # ImportError, or a broken binary extension (OSError, RuntimeError)
+                    ok = False
+                    break
+            if ok and self.available_check is not None:
+                try:
+                    ok = bool(self.available_check())
+                except Exception:
+                    ok = False
+            self._available = ok
+        return self._available
+
+    def load(self) -> Callable:
+        if self._fn is None:
+            module, func = self.target.split(":")
+            self._fn = getattr(importlib.import_module(module), func)
+        return self._fn
+
+
+_BACKENDS: dict[str, BackendSpec] = {}
+
+
+def register_backend(spec: BackendSpec) -> None:
+    """Register (or replace) a backend."""
+    _BACKENDS[spec.name] = spec
+
+
+def registered_backends() -> list[str]:
+    """Names of every registered backend, available or not."""
+    return list(_BACKENDS)
+
+
+def available_backends(device: str | torch.device | None = None) -> list[str]:
+    """Names of the backends that can run here, best first.
+
+    Args:
+        device: If given, only backends that run on this device type (``"cpu"``, ``"cuda"``).
+    """
+    dev = None if device is None else torch.device(device).type
+    specs = [s for s in _BACKENDS.values() if s.is_available() and (dev is None or dev in s.devices)]
+    key_dev = dev or ("cuda" if torch.cuda.is_available() else "cpu")
+    specs.sort(key=lambda s: -s.priority.get(key_dev, -1))
+    return [s.name for s in specs]
+
+
+@contextlib.contextmanager
+def use_backend(name: str | None) -> Iterator[None]:
+    """Context manager selecting the selective-scan backend for the code inside it.
+
+    ``VISION_SSM_BACKEND`` and an explicit ``backend=`` argument still take precedence.
+
+    Example:
+        >>> with vision_ssm.ops.use_backend("reference"):
+        ...     y = model(x)
+    """
+    if name is not None:
+        get_backend_spec(name)  # fail early on unknown names
+    token = _context_backend.set(name)
+    try:
+        yield
+    finally:
+        _context_backend.reset(token)
+
+
+def get_backend_spec(name: str) -> BackendSpec:
+    """Return the spec of ``name`` or raise a ``ValueError`` listing the known names."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown selective-scan backend {name!r}; known backends: {sorted(_BACKENDS)}"
+        ) from None
+
+
+def requested_backend(explicit: str | None = None) -> str | None:
+    """The backend asked for by argument, environment or context (``None``: automatic)."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return env
+    return _context_backend.get()
+
+
+def resolve_backend(device: torch.device, explicit: str | None = None) -> tuple[str, Callable]:
+    """Pick the backend for tensors on ``device``.
+
+    Raises:
+        ValueError: Unknown backend name.
+        RuntimeError: The requested backend is not installed or cannot run on ``device``.
+    """
+    name = requested_backend(explicit)
+    dev = device.type
+    if name is not None and name != "auto":
+        spec = get_backend_spec(name)
+        if dev not in spec.devices:
+            raise RuntimeError(
+                f"selective-scan backend {name!r} runs on {list(spec.devices)}, "
+                f"but the inputs are on {dev!r}. Use another backend, e.g. one of "
+                f"{available_backends(dev)}."
+            )
+        if not spec.is_available():
+            raise RuntimeError(
+                f"selective-scan backend {name!r} is not available: {spec.install_hint}"
+            )
+        return name, spec.load()
+    names = available_backends(dev)
+    if not names:
+        raise RuntimeError(f"no selective-scan backend runs on device type {dev!r}")
+    return names[0], _BACKENDS[names[0]].load()

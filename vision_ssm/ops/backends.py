@@ -1,0 +1,31 @@
+"""The built-in backends of :func:`vision_ssm.ops.selective_scan` (registered lazily)."""
+from __future__ import annotations
+
+import torch
+
+from ._registry import BackendSpec, register_backend
+
+
+def register_builtin_backends() -> None:
+    """Register reference / chunked / triton / mamba_ssm specs (nothing optional is imported)."""
+    register_backend(
+        BackendSpec(
+            name="reference",
+            target="vision_ssm.ops.reference:selective_scan_reference",
+            devices=("cpu", "cuda"),
+            priority={"cpu": 0, "cuda": 0},
+        )
+    )
+    # Slots filled by their own modules: chunked (CPU default), numba (optional CPU),
+    # triton (CUDA default), mamba_ssm (compiled CUDA kernel).
+    register_backend(
+        BackendSpec(
+            name="mamba_ssm",
+            target="vision_ssm.ops.mamba_ssm_adapter:selective_scan_mamba_ssm",
+            devices=("cuda",),
+            priority={"cuda": 50},
+            probe=("selective_scan_cuda",),
+            install_hint='install mamba-ssm: pip install "vision-ssm[cuda]" --no-build-isolation',
+            available_check=torch.cuda.is_available,
+        )
+    )

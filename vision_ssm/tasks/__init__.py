@@ -1,0 +1,1 @@
+"""Reusable train/evaluate loops of each task (used by examples/ and the CLI)."""
