@@ -9,9 +9,10 @@ from ._registry import (
 )
 from .backends import register_builtin_backends
 from .reference import selective_scan_reference
-from .route import merge, route
+from .route import gather_directions, merge, route
 from .scan_orders import DirectionSet, get_directions, scan_directions, scan_order
 from .selective_scan import selective_scan
+from .ss2d_scan import ss2d_scan
 
 register_builtin_backends()
 
@@ -29,5 +30,7 @@ __all__ = [
     "registered_backends",
     "selective_scan",
     "selective_scan_reference",
+    "ss2d_scan",
+    "gather_directions",
     "use_backend",
 ]

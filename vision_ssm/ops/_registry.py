@@ -38,6 +38,9 @@ class BackendSpec:
         probe: Import names that must be importable for the backend to be available.
         install_hint: What to install when it is not available.
         available_check: Optional extra check (e.g. "a CUDA device exists").
+        ss2d_target: Optional ``"module:function"`` of a fused :func:`vision_ssm.ops.ss2d_scan`
+            implementation with the same signature (minus ``backend``); used instead of the
+            generic route → scan → merge path when this backend is selected.
     """
 
     name: str
@@ -47,6 +50,7 @@ class BackendSpec:
     probe: tuple[str, ...] = ()
     install_hint: str = ""
     available_check: Callable[[], bool] | None = None
+    ss2d_target: str | None = None
     _fn: Callable | None = field(default=None, repr=False)
     _available: bool | None = field(default=None, repr=False)
 
@@ -72,6 +76,13 @@ class BackendSpec:
             module, func = self.target.split(":")
             self._fn = getattr(importlib.import_module(module), func)
         return self._fn
+
+
+    def load_ss2d(self) -> Callable | None:
+        if self.ss2d_target is None:
+            return None
+        module, func = self.ss2d_target.split(":")
+        return getattr(importlib.import_module(module), func)
 
 
 _BACKENDS: dict[str, BackendSpec] = {}
@@ -137,6 +148,11 @@ def requested_backend(explicit: str | None = None) -> str | None:
     if env:
         return env
     return _context_backend.get()
+
+
+def resolve_backend_name(device: torch.device, explicit: str | None = None) -> str:
+    """Name of the backend :func:`resolve_backend` would pick."""
+    return resolve_backend(device, explicit)[0]
 
 
 def resolve_backend(device: torch.device, explicit: str | None = None) -> tuple[str, Callable]:

@@ -41,3 +41,18 @@ def merge(y: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
     inv = dirs.inverse.to(y.device)
     out = y.gather(3, inv[None, :, None, :].expand(B, K, D, L)).sum(1).view(B, D, dirs.H, dirs.W)
     return out.permute(0, 2, 3, 1) if channels_last else out
+
+
+def gather_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
+    """Put per-direction pixel-domain tensors into scan order.
+
+    Args:
+        t: ``(B, K, C, L)`` where slice ``k`` is in raster (pixel) order.
+        dirs: Direction set with the same K and L.
+
+    Returns:
+        ``(B, K, C, L)`` with ``out[b, k, :, s] = t[b, k, :, dirs.index[k, s]]``.
+    """
+    B, K, C, L = t.shape
+    idx = dirs.index.to(t.device)
+    return t.gather(3, idx[None, :, None, :].expand(B, K, C, L))

@@ -1,0 +1,62 @@
+"""The 2-D selective-scan core of SS2D-style blocks: route → K-direction scan → merge.
+
+All inputs are in the *pixel domain* (raster order, ``L = H*W``); the op walks each direction's
+order itself. The generic path materialises the K routed copies and calls
+:func:`vision_ssm.ops.selective_scan` once with ``G = K`` groups; a fused backend (Triton) may
+instead read the map once and write the merged output directly. Both give the same result.
+"""
+from __future__ import annotations
+
+from torch import Tensor
+
+from ._registry import get_backend_spec, resolve_backend_name
+from .route import gather_directions, merge
+from .scan_orders import DirectionSet
+from .selective_scan import selective_scan
+
+
+def ss2d_scan(
+    x: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    delta_bias: Tensor | None,
+    dirs: DirectionSet,
+    delta_softplus: bool = True,
+    *,
+    backend: str | None = None,
+) -> Tensor:
+    """K-direction selective scan of a 2-D map, summed back onto the grid.
+
+    Args:
+        x: ``(Bt, D, L)`` the map, channel-first, raster order (``L = dirs.H * dirs.W``).
+        delta: ``(Bt, K, D, L)`` per-direction step sizes, pixel domain.
+        A: ``(K*D, N)``; channel ``k*D + d`` belongs to direction ``k``.
+        B: ``(Bt, K, N, L)`` per-direction input projections, pixel domain.
+        C: ``(Bt, K, N, L)`` per-direction output projections, pixel domain.
+        D: Optional skip ``(K*D,)``.
+        delta_bias: Optional ``(K*D,)``.
+        dirs: The K scan directions over the H×W grid.
+        delta_softplus: Apply softplus to ``delta + delta_bias``.
+        backend: Selective-scan backend (see :func:`vision_ssm.ops.selective_scan`).
+
+    Returns:
+        ``(Bt, D, L)`` in ``x``'s dtype: ``Σ_k`` (scan of direction ``k``) mapped back to pixels.
+    """
+    Bt, Dm, L = x.shape
+    K = dirs.K
+    if L != dirs.L:
+        raise ValueError(f"ss2d_scan: x has L={L} but the direction set is {dirs.H}x{dirs.W}")
+    if tuple(delta.shape) != (Bt, K, Dm, L):
+        raise ValueError(f"ss2d_scan: delta must be (B, K, D, L)={(Bt, K, Dm, L)}, got {tuple(delta.shape)}")
+    fused = get_backend_spec(resolve_backend_name(x.device, backend)).load_ss2d()
+    if fused is not None:
+        return fused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)
+    xs = gather_directions(x.unsqueeze(1).expand(Bt, K, Dm, L), dirs).reshape(Bt, K * Dm, L)
+    ds = gather_directions(delta, dirs).reshape(Bt, K * Dm, L)
+    Bs = gather_directions(B, dirs)
+    Cs = gather_directions(C, dirs)
+    ys = selective_scan(xs, ds, A, Bs, Cs, D, None, delta_bias, delta_softplus, backend=backend)
+    return merge(ys.view(Bt, K, Dm, L), dirs).reshape(Bt, Dm, L)
