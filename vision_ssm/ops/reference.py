@@ -34,8 +34,8 @@ def selective_scan_reference(
         u: Input ``(Bt, D, L)``.
         delta: Step sizes ``(Bt, D, L)``.
         A: State matrix ``(D, N)``, real.
-        B: Input projection, constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
-        C: Output projection, constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
+        B: Input projection, constant ``(D, N)`` or variable ``(Bt, N, L)`` / ``(Bt, G, N, L)``.
+        C: Output projection, like ``B``.
         D: Optional skip ``(D,)``.
         z: Optional gate ``(Bt, D, L)``; the output is multiplied by ``silu(z)``.
         delta_bias: Optional ``(D,)`` added to ``delta`` before the softplus.
@@ -55,6 +55,8 @@ def selective_scan_reference(
     Bt, Dm, L = u32.shape
     A32 = A.float()
     N = A32.shape[1]
+    B = B.unsqueeze(1) if B.dim() == 3 else B  # (Bt, N, L) -> (Bt, 1, N, L)
+    C = C.unsqueeze(1) if C.dim() == 3 else C
     var_B = B.dim() == 4
     var_C = C.dim() == 4
     B32 = B.float()
