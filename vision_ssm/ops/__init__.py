@@ -10,7 +10,17 @@ from ._registry import (
 from .backends import register_builtin_backends
 from .reference import selective_scan_reference
 from .route import gather_directions, merge, route
-from .scan_orders import DirectionSet, get_directions, scan_directions, scan_order
+from .scan_orders import (
+    FAMILIES,
+    DirectionSet,
+    DirectionSpec,
+    canonical_family,
+    get_directions,
+    resolve_directions,
+    scan_directions,
+    scan_order,
+    supported_directions,
+)
 from .selective_scan import selective_scan
 from .ss2d_scan import ss2d_scan
 
@@ -19,6 +29,11 @@ register_builtin_backends()
 __all__ = [
     "ENV_VAR",
     "DirectionSet",
+    "DirectionSpec",
+    "FAMILIES",
+    "canonical_family",
+    "resolve_directions",
+    "supported_directions",
     "get_directions",
     "merge",
     "route",
