@@ -1,1 +1,3 @@
 """Floor 2: nn.Modules built on :mod:`vision_ssm.ops` (one family of blocks per file)."""
+from .linear2d import Linear2d
+from .ss2d import SS2D, ScanIndex

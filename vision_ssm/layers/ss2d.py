@@ -1,0 +1,268 @@
+"""SS2D: the 2-D selective-scan block of VMamba (arXiv 2401.10166), also used by MambaAD and Fusion-Mamba.
+
+One class covers the variants with released weights, chosen by plain constructor arguments:
+
+- VMamba ``v0`` (vanilla T/S/B), MambaAD's SS2D and Fusion-Mamba's SS2D: ``SS2D(C)`` (the defaults:
+  ``d_state=16``, ``ssm_ratio=2``, conv bias, gate branch ``z``, LayerNorm out-norm, channels-last).
+- VMamba ``v05_noz`` (every released VMamba-v2 model): ``SS2D(C, d_state=1, ssm_ratio=1 or 2,
+  conv_bias=False, gate=False, channels_first=True, force_fp32=False)``.
+- MambaAD: ``SS2D(C, scan="hilbert", directions=8, scan_index_size=H)`` (the index buffers make
+  upstream checkpoints load strictly).
+
+The scan itself is :func:`vision_ssm.ops.ss2d_scan`: the per-direction ``x_proj``/``dt_projs``
+projections are per-position linear maps, so they are computed once in the pixel domain and the op
+routes, scans (any selective-scan backend, or a fused kernel) and merges.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from timm.layers import LayerNorm2d, register_notrace_function, register_notrace_module
+from torch import Tensor, nn
+
+from ..ops import DirectionSet, get_directions, scan_order, ss2d_scan
+from .linear2d import Linear2d
+
+__all__ = ["SS2D", "ScanIndex"]
+
+
+class ScanIndex(nn.Module):
+    """MambaAD's stored scan order: persistent int64 buffers ``index_flat`` / ``index_flat_inv`` ``(1, 1, L)``.
+
+    Upstream keeps them as non-trainable ``nn.Parameter``; here they are buffers with the same
+    state-dict keys, so official checkpoints load strictly. They record the base order of the scan
+    family at a fixed ``H×W``; the scan itself uses :func:`vision_ssm.ops.get_directions`.
+    """
+
+    def __init__(self, family: str, H: int, W: int):
+        super().__init__()
+        order = scan_order(family, H, W).to(torch.int64)
+        self.register_buffer("index_flat", order.view(1, 1, -1).clone())
+        self.register_buffer("index_flat_inv", torch.argsort(order).view(1, 1, -1))
+
+
+def _resolve_act(act_layer: str | Callable[[], nn.Module] | None) -> nn.Module:
+    if act_layer is None:
+        return nn.Identity()
+    if isinstance(act_layer, str):
+        from timm.layers import get_act_layer
+
+        act_layer = get_act_layer(act_layer)
+    return act_layer()
+
+
+class SS2D(nn.Module):
+    """VMamba's 2-D selective-scan block (SS2D), K-direction cross-scan with any scan order.
+
+    Input and output are ``(B, H, W, C)`` (``channels_first=False``) or ``(B, C, H, W)``
+    (``channels_first=True``). Flow: ``in_proj`` → (x, z) → depthwise conv + act on x →
+    K-direction selective scan of x (summed back onto the grid) → ``out_norm`` → ``· act(z)`` when
+    ``gate`` → ``out_proj`` → dropout.
+
+    Parameter names and shapes follow upstream (``K`` directions, ``D = int(ssm_ratio * C)``,
+    ``R = dt_rank``, ``N = d_state``): ``in_proj.weight`` ``(2D or D, C)``, ``conv2d.weight``
+    ``(D, 1, k, k)`` (+ ``conv2d.bias``), ``x_proj_weight`` ``(K, R+2N, D)``, ``dt_projs_weight``
+    ``(K, D, R)``, ``dt_projs_bias`` ``(K, D)``, ``A_logs`` ``(K*D, N)``, ``Ds`` ``(K*D,)``,
+    ``out_norm.*`` ``(D,)``, ``out_proj.weight`` ``(C, D)``. Direction ``k`` owns slice ``k`` of each.
+
+    Args:
+        d_model: Channels ``C`` in and out.
+        d_state: SSM state size ``N``.
+        ssm_ratio: Inner width ``D = int(ssm_ratio * C)``.
+        dt_rank: Rank ``R`` of the step-size projection; ``"auto"`` = ``ceil(C / 16)``.
+        d_conv: Depthwise conv kernel size; ``<= 1`` disables the conv (the activation still applies).
+        conv_bias: Bias in the depthwise conv.
+        bias: Bias in ``in_proj``/``out_proj``.
+        act_layer: Activation after the conv and on the gate (default SiLU).
+        gate: Keep the multiplicative ``z`` branch (VMamba v0, MambaAD); ``False`` is v2's ``_noz``.
+        out_norm: ``"layernorm"`` (``LayerNorm(D)``, or ``LayerNorm2d(D)`` when channels-first),
+            ``"none"``/``None``, or a callable ``f(D) -> nn.Module``.
+        out_norm_eps: Epsilon of the LayerNorm out-norm.
+        channels_first: Input/output layout (``True``: NCHW with 1×1-conv projections, VMamba-v2 ``ln2d``).
+        scan: Scan family (``"sweep"``, ``"snake"``/``"scan"``, ``"zorder"``, ``"zigzag"``, ``"hilbert"``, ...;
+            see :func:`vision_ssm.ops.get_directions`).
+        directions: Number of directions ``K`` (VMamba: 4; MambaAD: 2/4/8), or a fixed
+            :class:`~vision_ssm.ops.DirectionSet` (then the input must have its ``H×W``).
+        scan_index_size: If set (``int`` or ``(H, W)``), register MambaAD's ``scans.index_flat`` /
+            ``scans.index_flat_inv`` buffers for that map size (for strict loading of its checkpoints).
+        force_fp32: Cast the scan inputs to fp32 (VMamba v0); the scan math is fp32 either way.
+        dropout: Dropout after ``out_proj``.
+        dt_min: Smallest initial step size.
+        dt_max: Largest initial step size.
+        dt_init: ``"random"`` (uniform ±``R^-0.5·dt_scale``) or ``"constant"`` init of ``dt_projs_weight``.
+        dt_scale: Scale of the ``dt_projs_weight`` init.
+        dt_init_floor: Floor of the initial step size.
+        backend: Selective-scan backend passed to :func:`vision_ssm.ops.ss2d_scan` (default: automatic).
+        device: Parameter device.
+        dtype: Parameter dtype (``A_logs`` and ``Ds`` are always fp32).
+    """
+
+    def __init__(
+            self,
+            d_model: int,
+            d_state: int = 16,
+            ssm_ratio: float = 2.0,
+            dt_rank: int | str = "auto",
+            d_conv: int = 3,
+            conv_bias: bool = True,
+            bias: bool = False,
+            act_layer: str | Callable[[], nn.Module] = nn.SiLU,
+            gate: bool = True,
+            out_norm: str | Callable[[int], nn.Module] | None = "layernorm",
+            out_norm_eps: float = 1e-5,
+            channels_first: bool = False,
+            scan: str = "sweep",
+            directions: int | DirectionSet = 4,
+            scan_index_size: int | tuple[int, int] | None = None,
+            force_fp32: bool = True,
+            dropout: float = 0.0,
+            dt_min: float = 0.001,
+            dt_max: float = 0.1,
+            dt_init: str = "random",
+            dt_scale: float = 1.0,
+            dt_init_floor: float = 1e-4,
+            backend: str | None = None,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_inner = d_inner = int(ssm_ratio * d_model)
+        self.dt_rank = dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.channels_first = channels_first
+        self.gate = gate
+        self.force_fp32 = force_fp32
+        self.backend = backend
+        if isinstance(directions, DirectionSet):
+            self.fixed_directions: DirectionSet | None = directions
+            self.scan = directions.family
+            self.num_directions = K = directions.K
+        else:
+            self.fixed_directions = None
+            self.scan = scan
+            self.num_directions = K = int(directions)
+
+        linear = Linear2d if channels_first else nn.Linear
+        self.in_proj = linear(d_model, d_inner * (2 if gate else 1), bias=bias, **dd)
+        self.act = _resolve_act(act_layer)
+        if d_conv > 1:
+            self.conv2d = nn.Conv2d(
+                d_inner, d_inner, d_conv, padding=(d_conv - 1) // 2, groups=d_inner, bias=conv_bias, **dd)
+        else:
+            self.conv2d = nn.Identity()
+
+        self.x_proj_weight = nn.Parameter(torch.empty(K, dt_rank + 2 * d_state, d_inner, **dd))
+        self.dt_projs_weight = nn.Parameter(torch.empty(K, d_inner, dt_rank, **dd))
+        self.dt_projs_bias = nn.Parameter(torch.empty(K, d_inner, **dd))
+        self.A_logs = nn.Parameter(torch.empty(K * d_inner, d_state, device=device, dtype=torch.float32))
+        self.Ds = nn.Parameter(torch.empty(K * d_inner, device=device, dtype=torch.float32))
+        self.A_logs._no_weight_decay = True
+        self.Ds._no_weight_decay = True
+
+        if out_norm in (None, "none"):
+            self.out_norm = nn.Identity()
+        elif out_norm in ("layernorm", "ln", "ln2d"):
+            norm_cls = LayerNorm2d if channels_first else nn.LayerNorm
+            self.out_norm = norm_cls(d_inner, eps=out_norm_eps, **dd)
+        elif callable(out_norm):
+            self.out_norm = out_norm(d_inner)
+        else:
+            raise ValueError(f"SS2D: unknown out_norm {out_norm!r}")
+        self.out_proj = linear(d_inner, d_model, bias=bias, **dd)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        if scan_index_size is not None:
+            h, w = (scan_index_size, scan_index_size) if isinstance(scan_index_size, int) else scan_index_size
+            self.scans = ScanIndex(self.scan, h, w).to(device=device)
+
+        self._dt_init = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale, floor=dt_init_floor)
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self) -> None:
+        """Upstream ``mamba_init`` (``ssm_init="v0"``) of the SSM parameters.
+
+        ``dt_projs_weight`` ~ U(±R^-0.5·dt_scale); ``dt_projs_bias`` = softplus⁻¹(dt) with
+        dt log-uniform in ``[dt_min, dt_max]`` (clamped at the floor, drawn per direction);
+        ``A_logs`` = log(1..N) (S4D-real); ``Ds`` = 1; ``x_proj_weight`` ~ U(±1/√D) (``nn.Linear`` default).
+        """
+        c = self._dt_init
+        std = self.dt_rank ** -0.5 * c["dt_scale"]
+        if c["dt_init"] == "constant":
+            self.dt_projs_weight.fill_(std)
+        elif c["dt_init"] == "random":
+            self.dt_projs_weight.uniform_(-std, std)
+        else:
+            raise ValueError(f"SS2D: unknown dt_init {c['dt_init']!r}")
+        lo, hi = math.log(c["dt_min"]), math.log(c["dt_max"])
+        dt = torch.exp(torch.rand_like(self.dt_projs_bias, dtype=torch.float32) * (hi - lo) + lo).clamp(min=c["floor"])
+        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        bound = self.d_inner ** -0.5
+        self.x_proj_weight.uniform_(-bound, bound)
+        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_logs.device)
+        self.A_logs.copy_(torch.log(a).expand_as(self.A_logs))
+        self.Ds.fill_(1.0)
+
+    def _directions(self, H: int, W: int, device: torch.device) -> DirectionSet:
+        fixed = self.fixed_directions
+        if fixed is None:
+            return get_directions(self.scan, H, W, self.num_directions, device)
+        if (fixed.H, fixed.W) != (H, W):
+            raise ValueError(f"SS2D: fixed direction set is {fixed.H}x{fixed.W}, input is {H}x{W}")
+        if fixed.index.device != device:
+            fixed = DirectionSet(fixed.name, fixed.family, H, W, fixed.index.to(device), fixed.inverse.to(device))
+            self.fixed_directions = fixed
+        return fixed
+
+    def forward_core(self, x: Tensor) -> Tensor:
+        """The K-direction scan of a ``(B, D, H, W)`` map; returns ``(B, D, H, W)`` (fp32 if ``force_fp32``)."""
+        B, Dm, H, W = x.shape
+        L = H * W
+        K, R, N = self.num_directions, self.dt_rank, self.d_state
+        dirs = self._directions(H, W, x.device)
+        xf = x.reshape(B, Dm, L)
+        # per-direction projections, computed in the pixel domain (they are per-position maps)
+        x_dbl = torch.matmul(self.x_proj_weight.reshape(K * (R + 2 * N), Dm), xf).view(B, K, R + 2 * N, L)
+        dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+        dts = torch.matmul(self.dt_projs_weight.unsqueeze(0), dts)  # (B, K, D, L)
+        if self.force_fp32:
+            xf, dts, Bs, Cs = xf.float(), dts.float(), Bs.float(), Cs.float()
+        As = -torch.exp(self.A_logs.float())
+        y = ss2d_scan(
+            xf, dts, As, Bs.contiguous(), Cs.contiguous(), self.Ds.float(), self.dt_projs_bias.reshape(-1).float(),
+            dirs, True, backend=self.backend,
+        )
+        return y.view(B, Dm, H, W)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, H, W, C)`` → ``(B, H, W, C)``, or ``(B, C, H, W)`` → ``(B, C, H, W)`` if ``channels_first``."""
+        in_dtype = x.dtype
+        cdim = 1 if self.channels_first else -1
+        xz = self.in_proj(x)
+        if self.gate:
+            x, z = xz.chunk(2, dim=cdim)
+        else:
+            x, z = xz, None
+        if not self.channels_first:
+            x = x.permute(0, 3, 1, 2)
+        x = self.act(self.conv2d(x.contiguous()))
+        y = self.forward_core(x)
+        if not self.channels_first:
+            y = y.permute(0, 2, 3, 1)
+        y = self.out_norm(y).to(in_dtype)
+        if z is not None:
+            y = y * self.act(z)
+        return self.dropout(self.out_proj(y))
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "
+                f"scan={self.scan!r}, directions={self.num_directions}, gate={self.gate}, "
+                f"channels_first={self.channels_first}")
+
+
+# FX: the scan walks data-dependent direction tables; keep SS2D a leaf for timm / torchvision feature extraction.
+register_notrace_module(SS2D)
+register_notrace_function(ss2d_scan)
