@@ -1,3 +1,12 @@
 """Floor 2: nn.Modules built on :mod:`vision_ssm.ops` (one family of blocks per file)."""
 from .linear2d import Linear2d
 from .ss2d import SS2D, ScanIndex
+from .mambavision_mixer import MambaVisionAttention, MambaVisionMixer
+from .mambavision_stage import (
+    MambaVisionBlock,
+    MambaVisionConvBlock,
+    MambaVisionStage,
+    MambaVisionStem,
+    window_partition,
+    window_reverse,
+)
