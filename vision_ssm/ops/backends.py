@@ -29,3 +29,15 @@ def register_builtin_backends() -> None:
             available_check=torch.cuda.is_available,
         )
     )
+    register_backend(
+        BackendSpec(
+            name="triton",
+            target="vision_ssm.ops.triton.functions:selective_scan_triton",
+            devices=("cuda",),
+            priority={"cuda": 100},
+            probe=("triton",),
+            install_hint="install triton (it ships with the Linux CUDA wheels of torch): pip install triton",
+            available_check=torch.cuda.is_available,
+            ss2d_target="vision_ssm.ops.triton.functions:ss2d_scan_triton",
+        )
+    )

@@ -1,0 +1,128 @@
+"""Triton kernels run by Triton's CPU interpreter at tiny sizes (collected by test_triton_interpreter.py).
+
+Not collected on its own: it must run in a process where ``TRITON_INTERPRET=1`` was set before
+triton was imported. Tiles are forced small (``T = 16`` steps, 2-4 channels per program) so every
+case crosses several tiles and channel blocks and has a ragged tail.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+assert os.environ.get("TRITON_INTERPRET") == "1", "run through tests/triton/test_triton_interpreter.py"
+
+from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
+from vision_ssm.ops.reference import selective_scan_reference  # noqa: E402
+from vision_ssm.ops.triton._launch import config_override  # noqa: E402
+from vision_ssm.ops.triton.functions import selective_scan_triton, ss2d_scan_triton  # noqa: E402
+
+TOL = {torch.float32: (6e-4, 2e-3), torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
+
+
+def _close(name, got, want, rtol, atol):
+    assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != {want.dtype}"
+    torch.testing.assert_close(got.float(), want.float(), rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
+
+
+def _grads(out, inputs, g):
+    return torch.autograd.grad(out, [t for t in inputs if t is not None], g)
+
+
+def _scan_inputs(Bt, Dm, L, N, G, dtype, const_bc=False, z=True, D=True, bias=True, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    rn = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    u = rn(Bt, Dm, L).to(dtype).requires_grad_()
+    delta = (0.5 * torch.rand(Bt, Dm, L, generator=gen)).to(dtype).requires_grad_()
+    A = (-0.5 * torch.rand(Dm, N, generator=gen)).requires_grad_()
+    if const_bc:
+        B, C = rn(Dm, N).requires_grad_(), rn(Dm, N).requires_grad_()
+    else:
+        B, C = rn(Bt, G, N, L).to(dtype).requires_grad_(), rn(Bt, G, N, L).to(dtype).requires_grad_()
+    Dv = rn(Dm).requires_grad_() if D else None
+    zz = rn(Bt, Dm, L).to(dtype).requires_grad_() if z else None
+    bb = (0.5 * torch.rand(Dm, generator=gen)).requires_grad_() if bias else None
+    return [u, delta, A, B, C, Dv, zz, bb]
+
+
+@pytest.mark.parametrize(
+    "Bt,Dm,L,N,G,dtype,const_bc,opts",
+    [
+        (2, 4, 37, 3, 2, torch.float32, False, dict()),  # groups, padded N, ragged tail, z/D/bias
+        (1, 4, 40, 1, 1, torch.float32, False, dict(z=False, D=False, bias=False)),
+        (1, 3, 21, 2, 1, torch.float32, True, dict()),  # constant B/C, odd channel count
+        (2, 4, 33, 16, 4, torch.float32, False, dict(z=False)),
+        (1, 4, 30, 4, 2, torch.bfloat16, False, dict()),
+        (1, 2, 19, 2, 1, torch.float16, False, dict(bias=False)),
+    ],
+)
+def test_interp_scan_matches_reference(Bt, Dm, L, N, G, dtype, const_bc, opts):
+    inputs = _scan_inputs(Bt, Dm, L, N, G, dtype, const_bc, **opts)
+    softplus = opts.get("bias", True)
+    with config_override(T=16, BD_fwd=4, BD_bwd=2):
+        out, last = selective_scan_triton(*inputs, delta_softplus=softplus, return_last_state=True)
+        g = torch.randn_like(out)
+        got = _grads(out, inputs, g)
+    ref_out, ref_last = selective_scan_reference(*inputs, delta_softplus=softplus, return_last_state=True)
+    want = _grads(ref_out, inputs, g)
+    rtol, atol = TOL[dtype]
+    rtolw = atolw = max(1e-3, rtol)
+    _close("out", out, ref_out, rtol, atol)
+    _close("last_state", last, ref_last, rtol, atol)
+    names = [n for n, t in zip("u delta A B C D z delta_bias".split(), inputs) if t is not None]
+    mult = {"u": (2, 2), "delta": (5, 10)}
+    for name, a, b in zip(names, got, want):
+        if name in ("A", "D", "z", "delta_bias"):
+            r, t = rtolw, atolw * (5 if name == "A" else 1)
+        else:
+            mr, ma = mult.get(name, (1, 1))
+            r, t = rtol * mr, atol * ma
+        _close(f"d{name}", a, b, r, t)
+
+
+@pytest.mark.parametrize(
+    "family,K,H,W,N,dtype",
+    [
+        ("sweep", 4, 5, 6, 2, torch.float32),
+        ("hilbert", 8, 4, 5, 1, torch.float32),
+        ("snake", 2, 3, 7, 4, torch.float32),
+        ("zorder", 1, 4, 4, 1, torch.float32),
+        ("quadsnake", 4, 4, 3, 1, torch.bfloat16),
+    ],
+)
+def test_interp_ss2d_fused_matches_generic(family, K, H, W, N, dtype):
+    gen = torch.Generator().manual_seed(1)
+    dirs = get_directions(family, H, W, K, "cpu")
+    Bt, Dm, L = 2, 4, H * W
+    rn = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    x = rn(Bt, Dm, L).to(dtype).requires_grad_()
+    delta = (0.5 * rn(Bt, K, Dm, L)).to(dtype).requires_grad_()
+    A = (-torch.rand(K * Dm, N, generator=gen)).requires_grad_()
+    B = rn(Bt, K, N, L).to(dtype).requires_grad_()
+    C = rn(Bt, K, N, L).to(dtype).requires_grad_()
+    D = rn(K * Dm).requires_grad_()
+    bias = torch.rand(K * Dm, generator=gen).requires_grad_()
+    args = [x, delta, A, B, C, D, bias]
+    with config_override(T=16, BD_fwd=2, BD_bwd=2):
+        out = ss2d_scan_triton(*args, dirs, True)
+        g = torch.randn_like(out)
+        got = _grads(out, args, g)
+        # determinism: a second backward gives bit-identical gradients
+        again = _grads(ss2d_scan_triton(*args, dirs, True), args, g)
+    ref = ss2d_scan(*args, dirs, True, backend="reference")
+    want = _grads(ref, args, g)
+    rtol, atol = TOL[dtype]
+    _close("out", out, ref, rtol, atol)
+    for name, a, b, c in zip("x delta A B C D delta_bias".split(), got, want, again):
+        r, t = (max(1e-3, rtol), 5 * max(1e-3, atol)) if name in ("A", "D", "delta_bias") else (rtol * 2, atol * 5)
+        _close(f"d{name}", a, b, r, t)
+        assert torch.equal(a, c), f"d{name} differs between two identical backward passes"
+
+
+def test_interp_ss2d_rejects_bad_shapes():
+    dirs = get_directions("sweep", 2, 3, 2, "cpu")
+    x = torch.randn(1, 2, 6)
+    with pytest.raises(ValueError):
+        ss2d_scan_triton(x, torch.rand(1, 2, 2, 6), -torch.rand(4, 1), torch.randn(1, 2, 2, 6),
+                         torch.randn(1, 2, 1, 6), None, None, dirs)

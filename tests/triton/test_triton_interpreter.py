@@ -1,0 +1,63 @@
+"""CPU checks of the Triton backend: kernels under Triton's interpreter, lazy import, registration.
+
+``TRITON_INTERPRET=1`` only takes effect if it is set before triton is imported, and the rest of
+the suite imports triton early (timm does), so the interpreter cases in ``interp_cases.py`` run
+in a child pytest process with that variable set.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vision_ssm.ops as ops
+
+HERE = Path(__file__).resolve().parent
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton not installed")
+
+
+@needs_triton
+def test_triton_kernels_under_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=",
+           "-o", "python_files=interp_cases.py", str(HERE / "interp_cases.py")]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parents[1], timeout=900)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
+
+
+def test_triton_backend_registered_for_cuda_only():
+    spec = ops._registry.get_backend_spec("triton")
+    assert spec.devices == ("cuda",)
+    assert spec.priority["cuda"] > ops._registry.get_backend_spec("mamba_ssm").priority["cuda"]
+    assert spec.ss2d_target == "vision_ssm.ops.triton.functions:ss2d_scan_triton"
+
+
+def test_import_never_loads_the_triton_backend():
+    """``import vision_ssm`` works with triton unimportable and leaves the kernels unloaded."""
+    code = (
+        "import sys; sys.modules['triton'] = None\n"
+        "import torch, vision_ssm, vision_ssm.ops as o\n"
+        "assert 'vision_ssm.ops.triton' not in sys.modules\n"
+        "assert 'triton' not in o.available_backends()\n"
+        "u = torch.randn(1, 2, 5); y = o.selective_scan(u, torch.rand(1, 2, 5), -torch.rand(2, 1),"
+        " torch.randn(1, 1, 5), torch.randn(1, 1, 5))\n"
+        "assert 'vision_ssm.ops.triton' not in sys.modules\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_cpu_tensors_rejected_without_interpreter(monkeypatch):
+    pytest.importorskip("triton")
+    import torch
+
+    from vision_ssm.ops.triton._launch import check_device
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        check_device(torch.zeros(1))

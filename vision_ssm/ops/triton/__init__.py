@@ -1,0 +1,8 @@
+"""Triton GPU backend: selective-scan and fused SS2D kernels (imports triton; loaded lazily).
+
+Nothing in :mod:`vision_ssm` imports this package eagerly: the backend registry names
+``vision_ssm.ops.triton.functions:selective_scan_triton`` and resolves it on first use.
+"""
+from .functions import selective_scan_triton, ss2d_scan_triton
+
+__all__ = ["selective_scan_triton", "ss2d_scan_triton"]

@@ -1,0 +1,128 @@
+"""Triton forward kernel of the selective scan, shared by the 1-D op and the fused SS2D core.
+
+One program owns one batch element and a block of ``BD`` channels. It walks ``K`` directions one
+after the other (``K = 1`` for the plain 1-D scan); for each it runs over the sequence in tiles of
+``T`` steps. Inside a tile the state ``h`` of every (channel, state) pair is the inclusive scan of
+the pairs ``(exp(δ·A), δ·B·u)`` along the tile (``tl.associative_scan``), started from the state
+carried over from the previous tile. ``y = Σ_n C·h`` is reduced in registers and written at the
+pixel each step visits (``idx[k, t]`` when ``HAS_IDX``), added to what the earlier directions of
+the same program wrote there: the K-direction merge happens in-kernel, in a fixed order, so the
+result is deterministic and the K routed copies are never materialised.
+
+Tensor layouts (all strides in elements, the step axis of u/δ/z/out is contiguous):
+    u ``(Bt, Dm, L)`` shared by the K directions; δ ``(Bt, K, Dm, L)``; B, C variable
+    ``(Bt, G, N, L)`` (group ``k*GPD + c // DG``) or constant ``(K*Dm, N)``; A ``(K*Dm, N)``;
+    D, delta_bias ``(K*Dm,)``; out ``(Bt, Dm, L)``; states ``(Bt, K*Dm, NT, NP)`` fp32 (state at the
+    end of every tile, saved for the backward); last ``(Bt, K*Dm, NP)`` fp32.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+LOG2E = tl.constexpr(1.4426950408889634)
+
+
+@triton.jit
+def _combine(a0, b0, a1, b1):
+    """Associative operator of ``h = a·h_prev + b``: apply (a0, b0) first, then (a1, b1)."""
+    return a0 * a1, a1 * b0 + b1
+
+
+@triton.jit
+def _softplus(x):
+    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+
+
+@triton.jit
+def _scan_fwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dp_ptr, z_ptr, bias_ptr, idx_ptr,
+    out_ptr, states_ptr, last_ptr,
+    L, Dm, NT,
+    su_b, su_c,
+    sd_b, sd_k, sd_c,
+    sB_b, sB_g, sB_n,
+    sC_b, sC_g, sC_n,
+    sz_b, sz_c,
+    so_b, so_c,
+    DGB, DGC, GPDB, GPDC,
+    N: tl.constexpr, NP: tl.constexpr, K: tl.constexpr, BD: tl.constexpr, T: tl.constexpr,
+    B_CONST: tl.constexpr, C_CONST: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_IDX: tl.constexpr, SAVE_STATES: tl.constexpr,
+):
+    pid_b = tl.program_id(0).to(tl.int64)
+    c0 = tl.program_id(1) * BD
+    cs = c0 + tl.arange(0, BD)
+    cmask = cs < Dm
+    ns = tl.arange(0, NP)
+    nmask = ns < N
+    ts = tl.arange(0, T)
+    last_col = ts[None, None, :] == T - 1
+    KD = K * Dm
+    pmask = cmask[:, None] & nmask[None, :]
+    for k in range(K):
+        pc = k * Dm + cs
+        A2 = tl.load(A_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32) * LOG2E
+        if HAS_D:
+            Dv = tl.load(Dp_ptr + pc, mask=cmask, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + pc, mask=cmask, other=0.0).to(tl.float32)
+        if B_CONST:
+            B3 = tl.load(B_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32)[:, :, None]
+        else:
+            gB = k * GPDB + c0 // DGB
+        if C_CONST:
+            C3 = tl.load(C_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32)[:, :, None]
+        else:
+            gC = k * GPDC + c0 // DGC
+        h = tl.zeros([BD, NP], dtype=tl.float32)
+        for ti in range(0, NT):
+            t = ti * T + ts
+            tmask = t < L
+            if HAS_IDX:
+                pos = tl.load(idx_ptr + k * L + t, mask=tmask, other=0)
+            else:
+                pos = t
+            m2 = cmask[:, None] & tmask[None, :]
+            u = tl.load(u_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :], mask=m2, other=0.0).to(tl.float32)
+            dt = tl.load(
+                dt_ptr + pid_b * sd_b + k * sd_k + cs[:, None] * sd_c + pos[None, :], mask=m2, other=0.0
+            ).to(tl.float32)
+            if HAS_BIAS:
+                dt = dt + bias[:, None]
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            dt = tl.where(m2, dt, 0.0)  # padded steps: decay 1, input 0 -> the state passes through
+            nt_mask = nmask[:, None] & tmask[None, :]
+            if not B_CONST:
+                B3 = tl.load(
+                    B_ptr + pid_b * sB_b + gB * sB_g + ns[:, None] * sB_n + pos[None, :], mask=nt_mask, other=0.0
+                ).to(tl.float32)[None, :, :]
+            if not C_CONST:
+                C3 = tl.load(
+                    C_ptr + pid_b * sC_b + gC * sC_g + ns[:, None] * sC_n + pos[None, :], mask=nt_mask, other=0.0
+                ).to(tl.float32)[None, :, :]
+            dA = tl.exp2(dt[:, None, :] * A2[:, :, None])
+            dBu = (dt * u)[:, None, :] * B3
+            aS, hS = tl.associative_scan((dA, dBu), 2, _combine)
+            hs = hS + aS * h[:, :, None]
+            y = tl.sum(hs * C3, axis=1)
+            h = tl.sum(tl.where(last_col, hs, 0.0), axis=2)
+            if SAVE_STATES:
+                tl.store(
+                    states_ptr + ((pid_b * KD + pc[:, None]) * NT + ti) * NP + ns[None, :], h, mask=cmask[:, None]
+                )
+            if HAS_D:
+                y = y + Dv[:, None] * u
+            if HAS_Z:
+                zv = tl.load(z_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :], mask=m2, other=0.0)
+                zv = zv.to(tl.float32)
+                y = y * zv / (1.0 + tl.exp(-zv))
+            optr = out_ptr + pid_b * so_b + cs[:, None] * so_c + pos[None, :]
+            if K > 1:
+                y = y + tl.load(optr, mask=m2 & (k > 0), other=0.0).to(tl.float32)
+            tl.store(optr, y.to(out_ptr.dtype.element_ty), mask=m2)
+        tl.store(last_ptr + (pid_b * KD + pc[:, None]) * NP + ns[None, :], h, mask=cmask[:, None])
+        if K > 1:
+            tl.debug_barrier()  # the next direction reads what this one wrote at other steps

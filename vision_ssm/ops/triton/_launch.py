@@ -1,0 +1,206 @@
+"""Host side of the Triton scan kernels: tile configuration, argument packing, launches, reductions.
+
+Both launchers work on one canonical problem that covers the 1-D selective scan (``K = 1``, no
+index) and the fused SS2D core (``K`` directions walking ``idx``):
+
+    u ``(Bt, Dm, L)``; delta ``(Bt, K, Dm, L)``; A ``(K*Dm, N)``; B, C constant ``(K*Dm, N)`` or
+    variable ``(Bt, G, N, L)`` with ``G`` a multiple of ``K`` (direction ``k`` owns groups
+    ``k*G/K ... (k+1)*G/K - 1``); D, delta_bias ``(K*Dm,)``; z ``(Bt, Dm, L)`` (``K = 1`` only);
+    idx ``(K, L)`` int32 or ``None``.
+
+The kernels run on CUDA tensors, and on CPU tensors under Triton's interpreter
+(``TRITON_INTERPRET=1``, set before triton is imported), which is how CI checks them.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import triton
+from torch import Tensor
+
+from ._bwd import _scan_bwd_kernel
+from ._fwd import _scan_fwd_kernel
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Tile shape of one launch: ``T`` steps × ``BD`` channels per program, ``num_warps`` warps."""
+
+    T: int
+    BD_fwd: int
+    BD_bwd: int
+    num_warps: int = 4
+
+
+_OVERRIDE: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def config_override(**kwargs: int) -> Iterator[None]:
+    """Force tile parameters (``T``, ``BD_fwd``, ``BD_bwd``, ``num_warps``) inside the block.
+
+    Used by the tests (several tiles at tiny ``L``) and the benchmarks (tile sweeps). ``BD`` is
+    still reduced to a power of two dividing the group size.
+    """
+    old = dict(_OVERRIDE)
+    _OVERRIDE.update(kwargs)
+    try:
+        yield
+    finally:
+        _OVERRIDE.clear()
+        _OVERRIDE.update(old)
+
+
+def _pow2_divisor(n: int, cap: int) -> int:
+    """Largest power of two that divides ``n`` and is at most ``cap``."""
+    p = 1
+    while p * 2 <= cap and n % (p * 2) == 0:
+        p *= 2
+    return p
+
+
+def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
+    """Default tiles: about 2048 fp32 (channel, state, step) elements per program and array."""
+    NP = triton.next_power_of_2(N)
+    T = 128 if NP <= 2 else (64 if NP <= 32 else 32)
+    T = int(_OVERRIDE.get("T", min(T, max(16, triton.next_power_of_2(L)))))
+    bd_f = int(_OVERRIDE.get("BD_fwd", max(1, min(64, 2048 // (NP * T)))))
+    bd_b = int(_OVERRIDE.get("BD_bwd", max(1, bd_f // 2)))
+    if group_size is not None:  # a program's channels must share one B/C group
+        bd_f = _pow2_divisor(group_size, bd_f)
+        bd_b = _pow2_divisor(group_size, bd_b)
+    return TileConfig(T=T, BD_fwd=bd_f, BD_bwd=bd_b, num_warps=int(_OVERRIDE.get("num_warps", 4)))
+
+
+def check_device(t: Tensor) -> None:
+    """Raise unless the kernels can run on ``t``'s device (CUDA, or CPU under the interpreter)."""
+    if t.device.type == "cuda":
+        return
+    if t.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        return
+    raise RuntimeError(
+        f"the triton backend runs on CUDA tensors (or on CPU with TRITON_INTERPRET=1), got {t.device}"
+    )
+
+
+def _bc_layout(M: Tensor, K: int, Dm: int) -> tuple[bool, tuple[int, int, int], int, int]:
+    """(constant?, (batch, group, state) strides, channels per group, groups per direction)."""
+    if M.dim() == 2:
+        return True, (0, 0, 0), 1, 1
+    G = M.shape[1]
+    gpd = G // K
+    return False, (M.stride(0), M.stride(1), M.stride(2)), Dm // gpd, gpd
+
+
+def _group_size(B: Tensor, C: Tensor, K: int, Dm: int) -> int | None:
+    sizes = [Dm // (M.shape[1] // K) for M in (B, C) if M.dim() == 4]
+    return math.gcd(*sizes) if sizes else None
+
+
+def _common(u, delta, A, B, C, z):
+    Bt, Dm, L = u.shape
+    K = delta.shape[1]
+    N = A.shape[1]
+    NP = triton.next_power_of_2(N)
+    cfg = pick_config(N, L, _group_size(B, C, K, Dm))
+    NT = triton.cdiv(L, cfg.T)
+    b_const, sB, dgb, gpdb = _bc_layout(B, K, Dm)
+    c_const, sC, dgc, gpdc = _bc_layout(C, K, Dm)
+    sz = (z.stride(0), z.stride(1)) if z is not None else (0, 0)
+    return Bt, Dm, L, K, N, NP, cfg, NT, (b_const, sB, dgb, gpdb), (c_const, sC, dgc, gpdc), sz
+
+
+def scan_forward(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+    delta_bias: Tensor | None, softplus: bool, idx: Tensor | None, save_states: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Launch the forward kernel on canonical, last-dim-contiguous inputs.
+
+    Returns:
+        ``out`` ``(Bt, Dm, L)`` in ``u``'s dtype, ``last_state`` ``(Bt, K*Dm, N)`` fp32, and the
+        tile-end states ``(Bt, K*Dm, NT, NP)`` fp32 for the backward (``None`` unless asked).
+    """
+    check_device(u)
+    Bt, Dm, L, K, N, NP, cfg, NT, (bc, sB, dgb, gpdb), (cc, sC, dgc, gpdc), sz = _common(u, delta, A, B, C, z)
+    out = torch.empty_like(u)
+    last = torch.empty(Bt, K * Dm, NP, device=u.device, dtype=torch.float32)
+    states = torch.empty(Bt, K * Dm, NT, NP, device=u.device, dtype=torch.float32) if save_states else last
+    dummy = last
+    grid = (Bt, triton.cdiv(Dm, cfg.BD_fwd))
+    _scan_fwd_kernel[grid](
+        u, delta, A, B, C, dummy if D is None else D, dummy if z is None else z,
+        dummy if delta_bias is None else delta_bias, dummy if idx is None else idx,
+        out, states, last,
+        L, Dm, NT,
+        u.stride(0), u.stride(1),
+        delta.stride(0), delta.stride(1), delta.stride(2),
+        *sB, *sC, *sz,
+        out.stride(0), out.stride(1),
+        dgb, dgc, gpdb, gpdc,
+        N=N, NP=NP, K=K, BD=cfg.BD_fwd, T=cfg.T,
+        B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, SAVE_STATES=save_states,
+        num_warps=cfg.num_warps,
+    )
+    return out, last[..., :N], (states if save_states else None)
+
+
+def scan_backward(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+    delta_bias: Tensor | None, softplus: bool, idx: Tensor | None, states: Tensor, dout: Tensor,
+) -> tuple[Tensor, ...]:
+    """Launch the backward kernel and reduce the per-block partials (fixed order: deterministic).
+
+    Returns:
+        ``(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias)``; ``dA``/``dD``/``ddelta_bias`` and
+        ``dB``/``dC`` in fp32 (the caller casts), ``dD``/``dz``/``ddelta_bias`` ``None`` when absent.
+    """
+    check_device(u)
+    Bt, Dm, L, K, N, NP, cfg, NT, (bc, sB, dgb, gpdb), (cc, sC, dgc, gpdc), sz = _common(u, delta, A, B, C, z)
+    assert states.shape[2] == NT, "tile size changed between forward and backward"
+    dev, f32 = u.device, torch.float32
+    BD = cfg.BD_bwd
+    du = torch.empty_like(u)
+    ddelta = torch.empty_like(delta)
+    dz = torch.empty_like(z) if z is not None else None
+    dA = torch.empty(Bt, K * Dm, NP, device=dev, dtype=f32)
+    dD = torch.empty(Bt, K * Dm, device=dev, dtype=f32) if D is not None else None
+    dbias = torch.empty(Bt, K * Dm, device=dev, dtype=f32) if delta_bias is not None else None
+
+    def partial(M: Tensor, const: bool, dg: int) -> Tensor:
+        if const:
+            return torch.empty(Bt, K * Dm, NP, device=dev, dtype=f32)
+        return torch.empty(Bt, M.shape[1], triton.cdiv(dg, BD), N, L, device=dev, dtype=f32)
+
+    dBp = partial(B, bc, dgb)
+    dCp = partial(C, cc, dgc)
+    pB = (0, 0, 0, 0) if bc else dBp.stride()[:4]
+    pC = (0, 0, 0, 0) if cc else dCp.stride()[:4]
+    grid = (Bt, triton.cdiv(Dm, BD))
+    _scan_bwd_kernel[grid](
+        u, delta, A, B, C, dA if D is None else D, dA if z is None else z,
+        dA if delta_bias is None else delta_bias, dA if idx is None else idx, states, dout,
+        du, ddelta, dA if dz is None else dz, dA, dA if dD is None else dD, dA if dbias is None else dbias,
+        dBp, dCp,
+        L, Dm, NT,
+        u.stride(0), u.stride(1),
+        delta.stride(0), delta.stride(1), delta.stride(2),
+        *sB, *sC, *sz,
+        dout.stride(0), dout.stride(1),
+        *pB, *pC,
+        dgb, dgc, gpdb, gpdc,
+        N=N, NP=NP, K=K, BD=BD, T=cfg.T,
+        B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(softplus), HAS_IDX=idx is not None,
+        num_warps=cfg.num_warps,
+    )
+    dA = dA[..., :N].sum(0)
+    dB = dBp[..., :N].sum(0) if bc else dBp.sum(2)
+    dC = dCp[..., :N].sum(0) if cc else dCp.sum(2)
+    return (du, ddelta, dA, dB, dC, None if dD is None else dD.sum(0), dz,
+            None if dbias is None else dbias.sum(0))

@@ -1,0 +1,146 @@
+"""Autograd wrappers of the Triton kernels: the ``triton`` selective-scan backend and fused SS2D core.
+
+:func:`selective_scan_triton` is the backend function (canonical arguments, see
+:mod:`vision_ssm.ops.selective_scan`); :func:`ss2d_scan_triton` is the fused implementation of
+:func:`vision_ssm.ops.ss2d_scan` registered as the backend's ``ss2d_target``.
+"""
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import Tensor
+
+from ..scan_orders import DirectionSet
+from ._launch import scan_backward, scan_forward
+
+
+def _c(t: Tensor | None) -> Tensor | None:
+    """Last-dim-contiguous version of ``t`` (the kernels step along a unit stride)."""
+    if t is None or t.stride(-1) == 1:
+        return t
+    return t.contiguous()
+
+
+def _cast(g: Tensor | None, like: Tensor | None) -> Tensor | None:
+    if g is None or like is None:
+        return None
+    return g.to(like.dtype)
+
+
+class _ScanFn(torch.autograd.Function):
+    """Selective scan over ``K`` directions (``K = 1``: plain 1-D scan), see ``_launch``."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, idx):
+        need_grad = any(ctx.needs_input_grad[:8])
+        u, delta, B, C, z = _c(u), delta.contiguous(), _c(B), _c(C), _c(z)
+        A = A.contiguous()
+        out, last, states = scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, idx, states)
+        ctx.softplus = softplus
+        ctx.mark_non_differentiable(last)
+        return out, last
+
+    @staticmethod
+    def backward(ctx, dout, _dlast):
+        u, delta, A, B, C, D, z, delta_bias, idx, states = ctx.saved_tensors
+        du, ddelta, dA, dB, dC, dD, dz, dbias = scan_backward(
+            u, delta, A, B, C, D, z, delta_bias, ctx.softplus, idx, states, dout.contiguous()
+        )
+        return (du, ddelta, _cast(dA, A), _cast(dB, B), _cast(dC, C), _cast(dD, D), dz,
+                _cast(dbias, delta_bias), None, None)
+
+
+# Per DirectionSet and device: the (K, L) step -> pixel index as int32 (DirectionSets are cached).
+_INDEX_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _index_i32(dirs: DirectionSet, device: torch.device) -> Tensor:
+    per_dev = _INDEX_CACHE.setdefault(dirs, {})
+    idx = per_dev.get(device)
+    if idx is None:
+        idx = dirs.index.to(device=device, dtype=torch.int32).contiguous()
+        per_dev[device] = idx
+    return idx
+
+
+def selective_scan_triton(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Triton selective scan (mamba-ssm semantics; canonical arguments).
+
+    Args:
+        u: ``(Bt, D, L)`` fp32/fp16/bf16.
+        delta: ``(Bt, D, L)``.
+        A: ``(D, N)`` real.
+        B: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
+        C: Like ``B``.
+        D: Optional ``(D,)``.
+        z: Optional gate ``(Bt, D, L)``.
+        delta_bias: Optional ``(D,)``.
+        delta_softplus: Apply softplus to ``delta + delta_bias``.
+        return_last_state: Also return the final state ``(Bt, D, N)`` (fp32, no gradient).
+
+    Returns:
+        ``out`` ``(Bt, D, L)`` in ``u``'s dtype (and the last state if asked).
+    """
+    if B.dim() == 3:
+        B = B.unsqueeze(1)
+    if C.dim() == 3:
+        C = C.unsqueeze(1)
+    out, last = _ScanFn.apply(u, delta.unsqueeze(1), A, B, C, D, z, delta_bias, bool(delta_softplus), None)
+    return (out, last) if return_last_state else out
+
+
+def ss2d_scan_triton(
+    x: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    delta_bias: Tensor | None,
+    dirs: DirectionSet,
+    delta_softplus: bool = True,
+) -> Tensor:
+    """Fused SS2D core: route → K-direction scan → merge in one kernel (forward and backward).
+
+    Same contract as :func:`vision_ssm.ops.ss2d_scan`: every tensor is in the pixel domain; each
+    program reads ``x``/``delta``/``B``/``C`` at the pixels its direction visits
+    (``dirs.index``) and adds its output to ``out`` at those pixels, so the K routed copies are
+    never materialised.
+
+    Args:
+        x: ``(Bt, D, L)``.
+        delta: ``(Bt, K, D, L)``.
+        A: ``(K*D, N)``.
+        B: ``(Bt, K, N, L)``.
+        C: ``(Bt, K, N, L)``.
+        D: Optional ``(K*D,)``.
+        delta_bias: Optional ``(K*D,)``.
+        dirs: The K directions.
+        delta_softplus: Apply softplus to ``delta + delta_bias``.
+
+    Returns:
+        ``(Bt, D, L)`` in ``x``'s dtype.
+    """
+    Bt, Dm, L = x.shape
+    K = dirs.K
+    N = A.shape[-1]
+    for name, M in (("B", B), ("C", C)):
+        if tuple(M.shape) != (Bt, K, N, L):
+            raise ValueError(f"ss2d_scan: {name} must be (B, K, N, L)={(Bt, K, N, L)}, got {tuple(M.shape)}")
+    if tuple(A.shape) != (K * Dm, N):
+        raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
+    out, _ = _ScanFn.apply(x, delta, A, B, C, D, None, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device))
+    return out
