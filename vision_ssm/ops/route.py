@@ -1,50 +1,130 @@
-"""Route a 2-D map into K scan sequences and merge K sequences back (adjoint pair).
+"""Route a 2-D map into K scan sequences and merge K sequences back onto the grid (an adjoint pair).
 
-PROVISIONAL implementation (issue 3 finalises it); signatures are final.
+``route`` is VMamba's *cross-scan* and MambaAD's multi-direction ``encode``; ``merge`` is the
+*cross-merge* (sum over directions of the un-scanned sequences). Both are index gathers / scatters
+driven by a cached :class:`~vision_ssm.ops.DirectionSet`; there is no Python loop over positions.
+
+Autograd: the backward of :func:`route` is :func:`merge` and the backward of :func:`merge` is
+:func:`route` (they are adjoint: ``<route(x), y> == <x, merge(y)>``), so gradients cost the same as
+the forward passes and are deterministic. Both are twice differentiable.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .scan_orders import DirectionSet
 
+__all__ = ["gather_directions", "merge", "route", "scatter_directions"]
+
+
+def _route_impl(x: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
+    K, L = dirs.K, dirs.L
+    idx = dirs.index
+    if channels_last:
+        B, D = x.shape[0], x.shape[3]
+        flat = x.reshape(B, 1, L, D).expand(B, K, L, D)
+        out = flat.gather(2, idx[None, :, :, None].expand(B, K, L, D))
+        return out.transpose(2, 3).contiguous()
+    B, D = x.shape[0], x.shape[1]
+    flat = x.reshape(B, 1, D, L).expand(B, K, D, L)
+    return flat.gather(3, idx[None, :, None, :].expand(B, K, D, L))
+
+
+def _merge_impl(y: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
+    B, K, D, L = y.shape
+    idx = dirs.index
+    # out[..., index[k, t]] += y[:, k, ..., t]; each call adds a permutation, so no collisions.
+    out = y.new_zeros(B, D, L)
+    for k in range(K):
+        out.index_add_(2, idx[k], y[:, k])
+    out = out.view(B, D, dirs.H, dirs.W)
+    return out.permute(0, 2, 3, 1).contiguous() if channels_last else out
+
+
+class _Route(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
+        ctx.dirs, ctx.channels_last = dirs, channels_last
+        return _route_impl(x, dirs, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _Merge.apply(grad, ctx.dirs, ctx.channels_last), None, None
+
+
+class _Merge(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
+        ctx.dirs, ctx.channels_last = dirs, channels_last
+        return _merge_impl(y, dirs, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _Route.apply(grad, ctx.dirs, ctx.channels_last), None, None
+
+
+def _check_dirs(dirs: object) -> None:
+    if not isinstance(dirs, DirectionSet):
+        raise TypeError(f"dirs must be a DirectionSet, got {type(dirs).__name__}; see vision_ssm.ops.get_directions")
+
+
+def _on_device(dirs: DirectionSet, device: torch.device) -> DirectionSet:
+    return dirs if dirs.index.device == device else dirs.to(device)
+
 
 def route(x: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
-    """Gather a map into K sequences.
+    """Read a map along each of the K directions (cross-scan).
 
     Args:
-        x: ``(B, D, H, W)`` (or ``(B, H, W, D)`` if ``channels_last``).
-        dirs: Direction set over the same H×W.
+        x: ``(B, D, H, W)`` map, or ``(B, H, W, D)`` if ``channels_last``. Any dtype.
+        dirs: Direction set over the same H×W (moved to ``x.device`` through the cache if needed).
+        channels_last: Layout of ``x``.
 
     Returns:
-        ``(B, K, D, L)`` with ``out[b, k, :, t] = x[b, :, p]`` where ``p = dirs.index[k, t]``.
+        ``(B, K, D, L)`` contiguous, ``out[b, k, :, t] = x[b, :, p]`` with ``p = dirs.index[k, t]``
+        (raster position ``p = h*W + w``).
+
+    Raises:
+        ValueError: the spatial size of ``x`` differs from the direction set's.
     """
-    if channels_last:
-        x = x.permute(0, 3, 1, 2)
-    B, D, H, W = x.shape
-    flat = x.reshape(B, 1, D, H * W)
-    idx = dirs.index.to(x.device)
-    return flat.expand(B, dirs.K, D, H * W).gather(3, idx[None, :, None, :].expand(B, dirs.K, D, H * W))
+    _check_dirs(dirs)
+    if x.dim() != 4:
+        raise ValueError(f"route: x must be 4-D, got shape {tuple(x.shape)}")
+    hw = tuple(x.shape[1:3]) if channels_last else tuple(x.shape[2:4])
+    if hw != (dirs.H, dirs.W):
+        layout = "(B, H, W, D)" if channels_last else "(B, D, H, W)"
+        raise ValueError(f"route: x {layout} has H, W = {hw}, the direction set {dirs.name!r} is {dirs.H}x{dirs.W}")
+    return _Route.apply(x, _on_device(dirs, x.device), bool(channels_last))
 
 
 def merge(y: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
-    """Scatter K sequences back onto the grid and sum them (the adjoint of :func:`route`).
+    """Put each direction's sequence back onto the grid and sum over directions (cross-merge).
+
+    This is the adjoint of :func:`route`: ``merge(y)[b, :, p] = Σ_k y[b, k, :, dirs.inverse[k, p]]``.
+    ``merge(route(x)) == K * x``.
 
     Args:
-        y: ``(B, K, D, L)``.
+        y: ``(B, K, D, L)`` sequences in scan order.
         dirs: The direction set used to route.
+        channels_last: Layout of the result.
 
     Returns:
-        ``(B, D, H, W)`` (or ``(B, H, W, D)`` if ``channels_last``).
+        ``(B, D, H, W)``, or ``(B, H, W, D)`` contiguous if ``channels_last``; dtype of ``y``.
+
+    Raises:
+        ValueError: ``y`` does not have ``K`` directions of length ``L``.
     """
-    B, K, D, L = y.shape
-    inv = dirs.inverse.to(y.device)
-    out = y.gather(3, inv[None, :, None, :].expand(B, K, D, L)).sum(1).view(B, D, dirs.H, dirs.W)
-    return out.permute(0, 2, 3, 1) if channels_last else out
+    _check_dirs(dirs)
+    if y.dim() != 4 or y.shape[1] != dirs.K or y.shape[3] != dirs.L:
+        raise ValueError(
+            f"merge: y must be (B, K={dirs.K}, D, L={dirs.L}) for {dirs.name!r}, got {tuple(y.shape)}"
+        )
+    return _Merge.apply(y, _on_device(dirs, y.device), bool(channels_last))
 
 
 def gather_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
-    """Put per-direction pixel-domain tensors into scan order.
+    """Put per-direction pixel-domain tensors into scan order (``route`` with one map per direction).
 
     Args:
         t: ``(B, K, C, L)`` where slice ``k`` is in raster (pixel) order.
@@ -53,6 +133,27 @@ def gather_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
     Returns:
         ``(B, K, C, L)`` with ``out[b, k, :, s] = t[b, k, :, dirs.index[k, s]]``.
     """
+    _check_dirs(dirs)
     B, K, C, L = t.shape
-    idx = dirs.index.to(t.device)
+    if K != dirs.K or L != dirs.L:
+        raise ValueError(f"gather_directions: t must be (B, {dirs.K}, C, {dirs.L}), got {tuple(t.shape)}")
+    idx = _on_device(dirs, t.device).index
     return t.gather(3, idx[None, :, None, :].expand(B, K, C, L))
+
+
+def scatter_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
+    """Inverse of :func:`gather_directions`: per-direction scan-order tensors back to raster order.
+
+    Args:
+        t: ``(B, K, C, L)`` where slice ``k`` is in direction ``k``'s scan order.
+        dirs: Direction set with the same K and L.
+
+    Returns:
+        ``(B, K, C, L)`` with ``out[b, k, :, p] = t[b, k, :, dirs.inverse[k, p]]`` (no sum over K).
+    """
+    _check_dirs(dirs)
+    B, K, C, L = t.shape
+    if K != dirs.K or L != dirs.L:
+        raise ValueError(f"scatter_directions: t must be (B, {dirs.K}, C, {dirs.L}), got {tuple(t.shape)}")
+    inv = _on_device(dirs, t.device).inverse
+    return t.gather(3, inv[None, :, None, :].expand(B, K, C, L))
