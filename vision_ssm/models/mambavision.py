@@ -291,7 +291,7 @@ _UPSTREAM_RULES = (
     (re.compile(r"^patch_embed\.conv_down\."), lambda m: "stem."),
     (re.compile(r"^levels\.(\d+)\.downsample\.reduction\.0\."), lambda m: f"stages.{int(m.group(1)) + 1}.downsample."),
     (re.compile(r"^levels\.(\d+)\.blocks\."), lambda m: f"stages.{m.group(1)}.blocks."),
-    (re.compile(r"^head\."), lambda m: "head.fc."),
+    (re.compile(r"^head\.(?=(weight|bias)$)"), lambda m: "head.fc."),
 )
 
 
@@ -322,11 +322,11 @@ def checkpoint_filter_fn(state_dict: dict, model: MambaVision) -> dict[str, Tens
     sd = _unwrap_checkpoint(state_dict)
     for prefix in ("module.", "_orig_mod.", "encoder.", "model."):
         sd = _strip_prefix(sd, prefix)
+    native = any(k.startswith(("stem.", "stages.")) for k in sd)
     out = {}
     for k, v in sd.items():
-        if not isinstance(v, Tensor):
-            continue
-        out[_rename_upstream_key(k)] = v
+        if isinstance(v, Tensor):
+            out[k if native else _rename_upstream_key(k)] = v
 
     target = model.state_dict()
     exempt = ("head.fc.", "stem.0.")
