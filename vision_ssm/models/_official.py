@@ -1,0 +1,187 @@
+"""Loading official (upstream) checkpoint files without running their pickles.
+
+Official training checkpoints are ``torch.save`` pickles. Besides tensors they may pickle arbitrary
+objects, e.g. VMamba saves its yacs ``CfgNode`` config under ``"config"``. Unpickling such an object
+normally imports and runs code named by the file, which is why ``torch.load(weights_only=True)``
+(and timm, which uses it) refuses them.
+
+:func:`load_official` never unpickles arbitrary code by default:
+
+1. ``.safetensors`` files are read with safetensors (no pickle at all).
+2. Otherwise ``torch.load(weights_only=True)`` (torch's restricted unpickler: tensors, containers,
+   primitive types).
+3. If that refuses the file because of unknown classes, the file is read again by an unpickler that
+   resolves names only from torch's ``weights_only`` allowlist and maps every other class (e.g.
+   ``yacs.config.CfgNode``) to an inert placeholder that only records what it is given. No code
+   from the file's classes is imported or run; the placeholders are dropped and only tensors are
+   returned.
+4. ``unsafe=True`` is the explicit opt-in to plain ``torch.load(weights_only=False)`` (full pickle:
+   the file can execute arbitrary code). Never use it on files you do not trust.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import types
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["load_official", "save_safetensors", "unwrap_state_dict"]
+
+_WRAPPER_KEYS = ("model", "state_dict", "module", "net")
+_EMA_KEYS = ("model_ema", "state_dict_ema")
+
+
+class _Opaque(dict):
+    """Inert stand-in for a pickled object whose class is not on torch's allowlist (e.g. a yacs ``CfgNode``).
+
+    It records what pickle hands it (constructor args, items, state) and runs nothing else.
+    """
+
+    _fqn = "?"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.__dict__["_opaque_args"] = args
+
+    def __setstate__(self, state):
+        self.__dict__["_opaque_state"] = state
+
+    def append(self, item):
+        self.setdefault("_items", []).append(item)
+
+    def extend(self, items):
+        self.setdefault("_items", []).extend(items)
+
+    def __repr__(self) -> str:
+        return f"<placeholder for {self._fqn}>"
+
+
+def _allowed_globals() -> dict[str, Any]:
+    """torch's own ``weights_only`` allowlist (tensor rebuild functions, dtypes, containers...)."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return dict(_get_allowed_globals())
+    except (ImportError, AttributeError):  # pragma: no cover  (very old or future torch)
+        return {
+            "collections.OrderedDict": OrderedDict,
+            "torch._utils._rebuild_tensor_v2": torch._utils._rebuild_tensor_v2,
+            "torch._utils._rebuild_parameter": torch._utils._rebuild_parameter,
+            "torch.Size": torch.Size,
+        }
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """``find_class`` returns torch-allowlisted objects, and an inert :class:`_Opaque` subclass for anything else.
+
+    ``find_class`` is pickle's only way to reach code named by the file, so nothing outside torch's
+    allowlist is imported or run.
+    """
+
+    def find_class(self, module: str, name: str):
+        fqn = f"{module}.{name}"
+        obj = _allowed_globals().get(fqn)
+        if obj is not None:
+            return obj
+        return type(f"Opaque[{fqn}]", (_Opaque,), {"_fqn": fqn})
+
+
+_restricted_pickle = types.ModuleType("vision_ssm_restricted_pickle")
+_restricted_pickle.Unpickler = _RestrictedUnpickler
+_restricted_pickle.load = lambda f, **kw: _RestrictedUnpickler(f, **kw).load()
+
+
+def _torch_load_with_placeholders(path: str | os.PathLike) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, Any], key: str | None = None, use_ema: bool = False) -> dict:
+    """Return the tensor mapping inside a training checkpoint.
+
+    Args:
+        checkpoint: The loaded object.
+        key: Take ``checkpoint[key]``; by default the first of ``model_ema``/``state_dict_ema`` (only with
+            ``use_ema``), then ``model``, ``state_dict``, ``module``, ``net``, else the mapping itself.
+        use_ema: Prefer the EMA weights when the file has them (VMamba's releases are used with ``model``).
+
+    Returns:
+        ``{name: tensor}`` with DDP's ``module.`` and ``torch.compile``'s ``_orig_mod.`` prefixes stripped.
+
+    Raises:
+        KeyError: ``key`` is not in the checkpoint.
+        ValueError: The selected mapping holds non-tensor values.
+    """
+    sd = checkpoint
+    if key is not None:
+        sd = checkpoint[key]
+    else:
+        for k in (_EMA_KEYS if use_ema else ()) + _WRAPPER_KEYS:
+            if isinstance(checkpoint.get(k), Mapping):
+                sd = checkpoint[k]
+                break
+    out = {}
+    for k, v in sd.items():
+        if not isinstance(v, Tensor):
+            raise ValueError(f"checkpoint entry {k!r} is a {type(v).__name__}, not a tensor; pass key= to select "
+                             f"the weights (top-level keys: {sorted(checkpoint)[:10]})")
+        for prefix in ("module.", "_orig_mod."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def load_official(path: str | os.PathLike, *, key: str | None = None, use_ema: bool = False,
+                  unsafe: bool = False) -> dict[str, Tensor]:
+    """Read an official checkpoint file into a plain ``{name: tensor}`` state dict, safely.
+
+    See the module docstring for what is and is not executed. The returned keys are the file's own
+    (use a model's ``checkpoint_filter_fn`` to map old upstream names).
+
+    Args:
+        path: ``.pth``/``.pt``/``.bin`` (torch pickle) or ``.safetensors``.
+        key: Sub-dict holding the weights (default: ``model``, ``state_dict``, ... see :func:`unwrap_state_dict`).
+        use_ema: Prefer ``model_ema``/``state_dict_ema`` when present.
+        unsafe: Allow full unpickling (``weights_only=False``), which can run arbitrary code from the
+            file. Only for files you trust, and only if the safe paths fail.
+
+    Returns:
+        The state dict (CPU tensors).
+
+    Raises:
+        pickle.UnpicklingError: The file cannot be read safely (and ``unsafe`` is False).
+    """
+    path = os.fspath(path)
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return unwrap_state_dict(load_file(path), key, use_ema)
+    if unsafe:
+        warnings.warn(f"load_official(unsafe=True): fully unpickling {path}; this can execute code from the file",
+                      stacklevel=2)
+        return unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=False), key, use_ema)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as first:
+        try:
+            ckpt = _torch_load_with_placeholders(path)
+        except pickle.UnpicklingError as second:
+            raise pickle.UnpicklingError(
+                f"{path} cannot be read without executing its pickle ({second}). If you trust the file, "
+                "pass unsafe=True (CLI: --unsafe-pickle)."
+            ) from first
+    return unwrap_state_dict(ckpt, key, use_ema)
+
+
+def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Save a state dict as safetensors (tensors made contiguous and un-shared)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().clone() for k, v in state_dict.items()}, os.fspath(path),
+              metadata=metadata)
