@@ -10,3 +10,4 @@ from .mambavision_stage import (
     window_partition,
     window_reverse,
 )
+from .vss import Mlp, PatchMerging2D, Permute, VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed
