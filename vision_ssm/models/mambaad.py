@@ -1,0 +1,525 @@
+"""MambaAD: exploring state space models for multi-class unsupervised anomaly detection.
+
+Paper: "MambaAD: Exploring State Space Models for Multi-class Unsupervised Anomaly Detection",
+NeurIPS 2024, https://arxiv.org/abs/2404.06564.
+
+Original code: https://github.com/lewandofskee/MambaAD (``model/mambaad.py``), built on
+https://github.com/zhangzjn/ADer (``model/mambaad.py``, the same model with other key names).
+Reimplemented for vision_ssm on the shared SS2D / scan-order ops; official checkpoints of both
+repositories load through :func:`checkpoint_filter_fn`.
+
+A frozen ImageNet encoder (ResNet-34 layers 1–3 upstream) gives three feature maps; MFF_OCE fuses them
+into one compact embedding; the Mamba decoder (MambaUPNet: LSS layers of HSS blocks with hybrid
+Hilbert scans) reconstructs the three encoder maps from it. Training minimises the MSE between the two
+feature pyramids; at test time the per-pixel cosine distance between them is the anomaly map.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import Tensor, nn
+
+from ..layers.lss import LSSLayer, remap_lss_state_dict
+from ..layers.mff_oce import MFFOCE
+from ..ops import scan_order
+
+__all__ = [
+    "MambaAD",
+    "MambaUPNet",
+    "checkpoint_filter_fn",
+    "mambaad_anomaly_map",
+    "mambaad_anomaly_score",
+    "mambaad_loss",
+    "gaussian_filter2d",
+]
+
+
+class MambaUPNet(nn.Module):
+    """MambaAD's decoder: LSS layers with ×2 :class:`~vision_ssm.layers.PatchExpand2D` upsampling.
+
+    ``(B, dims[0], h, w)`` NCHW → ``[(B, dims[-1], 2^{n-1}h, 2^{n-1}w), …, (B, dims[1], 2h, 2w)]``: the
+    outputs of layers ``n-1 … 1`` (finest first), NCHW. Layer 0 (no upsampling) refines the input and its
+    output is not returned. ``dims[i] = dims[i-1] / 2``.
+
+    Drop path: ``dpr = linspace(0, drop_path_rate, sum(depths))`` reversed (largest first); layer ``i``
+    takes the slice ``dpr[sum(depths[:i]) : sum(depths[:i+1])]`` and its LSS module ``m`` uses entry ``m``.
+
+    Args:
+        dims: Channels per layer (upstream ``[512, 256, 128, 64]``).
+        depths: HSS blocks per layer, each divisible by 3 or 2 (upstream ``[3, 4, 6, 3]``).
+        d_state: SSM state size.
+        drop_path_rate: Largest drop-path rate (upstream 0.2).
+        scan: Scan family of every HSS block (upstream ``'hilbert'``).
+        num_directions: Scan directions per HSS block (upstream 8).
+        scan_index_sizes: Per-layer map size for the stored upstream ``scans.index_flat*`` buffers
+            (upstream at 256×256: ``[8, 16, 32, 64]``); ``None`` stores none.
+        norm_layer: Norm of the HSS blocks and the upsamplers (``nn.LayerNorm``, eps 1e-5).
+        **ss2d_kwargs: Further :class:`~vision_ssm.layers.SS2D` options.
+
+    State-dict keys: ``layers_up.{i}.upsample.*`` (i ≥ 1), ``layers_up.{i}.blocks.{m}.*`` (LSS modules).
+    """
+
+    def __init__(
+        self,
+        dims: Sequence[int] = (512, 256, 128, 64),
+        depths: Sequence[int] = (3, 4, 6, 3),
+        d_state: int = 16,
+        drop_path_rate: float = 0.2,
+        scan: str = "hilbert",
+        num_directions: int = 8,
+        scan_index_sizes: Sequence[int | tuple[int, int]] | None = None,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
+        device=None,
+        dtype=None,
+        **ss2d_kwargs,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        dims, depths = list(dims), list(depths)
+        if len(dims) != len(depths):
+            raise ValueError(f"dims and depths must have the same length, got {dims} and {depths}")
+        for i in range(1, len(dims)):
+            if dims[i - 1] != 2 * dims[i]:
+                raise ValueError(f"each decoder layer halves the channels (PatchExpand2D); got dims={dims}")
+        if scan_index_sizes is not None and len(scan_index_sizes) != len(dims):
+            raise ValueError("scan_index_sizes needs one entry per layer")
+        self.dims = dims
+        self.depths = depths
+        self.scan = scan
+        self.num_directions = num_directions
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").flip(0).tolist()
+        self.layers_up = nn.ModuleList()
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            start = sum(depths[:i])
+            self.layers_up.append(LSSLayer(
+                dim, depth, drop_path=dpr[start:start + depth], upsample=i > 0, norm_layer=norm_layer,
+                d_state=d_state, scan=scan, num_directions=num_directions,
+                scan_index_size=None if scan_index_sizes is None else scan_index_sizes[i], **dd, **ss2d_kwargs,
+            ))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        """Upstream: every Linear trunc_normal(std .02) with zero bias; LayerNorm weight 1, bias 0."""
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for layer in self.layers_up:
+            layer.grad_checkpointing = enable
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """``(B, dims[0], h, w)`` NCHW → list of NCHW maps, finest first (see class docstring)."""
+        x = x.permute(0, 2, 3, 1)
+        outs: list[Tensor] = []
+        for i, layer in enumerate(self.layers_up):
+            x = layer(x)
+            if i > 0:
+                outs.insert(0, x.permute(0, 3, 1, 2))
+        return outs
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Loss, anomaly map and image score (anomaly.md §3, §5)
+
+
+def mambaad_loss(enc: Sequence[Tensor], dec: Sequence[Tensor], weight: float = 5.0) -> Tensor:
+    """MambaAD's training loss (ADer ``L2Loss``, λ = 5): ``Σ_i weight · mean((enc_i − dec_i)²)``."""
+    return sum(weight * F.mse_loss(d, e) for e, d in zip(enc, dec))
+
+
+def _reflect_index(n: int, radius: int, device) -> Tensor:
+    """Indices of a 1-D signal of length ``n`` padded by ``radius`` on both sides in scipy's ``'reflect'``
+    mode (``d c b a | a b c d | d c b a``, period ``2n``)."""
+    i = torch.arange(-radius, n + radius, device=device) % (2 * n)
+    return torch.where(i >= n, 2 * n - 1 - i, i)
+
+
+def gaussian_filter2d(x: Tensor, sigma: float = 4.0, truncate: float = 4.0) -> Tensor:
+    """``scipy.ndimage.gaussian_filter(x[i], sigma)`` for every map of a batch, in torch.
+
+    Same kernel (radius ``int(truncate·sigma + 0.5)``, normalised ``exp(−t²/2σ²)``), same boundary
+    (``'reflect'``), separable over H then W, computed in ``x``'s dtype (fp32 maps agree with SciPy to
+    float rounding).
+
+    Args:
+        x: ``(N, H, W)`` maps.
+        sigma: Standard deviation in pixels; ``0`` returns ``x``.
+        truncate: Kernel radius in standard deviations.
+
+    Returns:
+        ``(N, H, W)``.
+    """
+    if sigma <= 0:
+        return x
+    radius = int(truncate * float(sigma) + 0.5)
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float64)
+    k = torch.exp(-0.5 / float(sigma) ** 2 * t**2)
+    k = (k / k.sum()).to(x.dtype)
+    N, H, W = x.shape
+    y = x.index_select(1, _reflect_index(H, radius, x.device)).unsqueeze(1)  # (N, 1, H+2r, W)
+    y = F.conv2d(y, k.view(1, 1, -1, 1))
+    y = y.index_select(3, _reflect_index(W, radius, x.device))
+    return F.conv2d(y, k.view(1, 1, 1, -1)).squeeze(1)
+
+
+def mambaad_anomaly_map(
+    enc: Sequence[Tensor],
+    dec: Sequence[Tensor],
+    out_size: int | tuple[int, int],
+    weights: Sequence[float] | None = None,
+    sigma: float = 4.0,
+) -> Tensor:
+    """ADer's ``cal_anomaly_map`` (``use_cos=True``, ``amap_mode='add'``) followed by Gaussian smoothing.
+
+    Per scale ``i``: ``a_i = 1 − cos(enc_i, dec_i)`` over channels, bilinearly resized to ``out_size``
+    with ``align_corners=True``; ``amap = Σ_i w_i·a_i / (n_scales · Σ_i w_i)`` (with unit weights and
+    three scales: the sum divided by 9, i.e. the mean over scales / 3, a monotone rescaling kept for
+    parity with upstream); then :func:`gaussian_filter2d` with ``sigma`` (upstream 4).
+
+    Args:
+        enc: Encoder maps ``(N, C_i, h_i, w_i)``.
+        dec: Decoder maps, same shapes.
+        out_size: Output ``H`` (square) or ``(H, W)``.
+        weights: Per-scale weights (default all 1).
+        sigma: Gaussian sigma in pixels (0: no smoothing).
+
+    Returns:
+        ``(N, H, W)`` float32 anomaly maps (higher = more anomalous).
+    """
+    size = (out_size, out_size) if isinstance(out_size, int) else tuple(out_size)
+    weights = [1.0] * len(enc) if weights is None else list(weights)
+    amap = None
+    for e, d, w in zip(enc, dec, weights):
+        a = 1.0 - F.cosine_similarity(e.float(), d.float(), dim=1)
+        a = F.interpolate(a.unsqueeze(1), size=size, mode="bilinear", align_corners=True).squeeze(1)
+        amap = a * w if amap is None else amap + a * w
+    amap = amap / (len(enc) * sum(weights))
+    return gaussian_filter2d(amap, sigma)
+
+
+def mambaad_anomaly_score(amap: Tensor, pooling_ks: int | None = None) -> Tensor:
+    """Image score: the maximum of the (smoothed) map ``(N, H, W)`` → ``(N,)``; with ``pooling_ks`` the map
+    is first average-pooled (stride 1), as ADer's ``pooling_ks`` option (unset in every MambaAD config)."""
+    if pooling_ks:
+        amap = F.avg_pool2d(amap.unsqueeze(1), pooling_ks, stride=1).squeeze(1)
+    return amap.flatten(1).amax(dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The model
+
+
+def _create_encoder(name: str, out_indices, in_chans: int, pretrained: bool | str, checkpoint: str | None, **kwargs):
+    kw = dict(features_only=True, out_indices=tuple(out_indices), in_chans=in_chans, **kwargs)
+    if checkpoint:
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(checkpoint)), **kw)
+    if isinstance(pretrained, str):  # a pretrained tag, e.g. 'tv_in1k'
+        return timm.create_model(f"{name.split('.')[0]}.{pretrained}", pretrained=True, **kw)
+    return timm.create_model(name, pretrained=bool(pretrained), **kw)
+
+
+class MambaAD(nn.Module):
+    """MambaAD: frozen timm encoder → MFF_OCE → Mamba decoder, trained to reconstruct the encoder features.
+
+    ``model(x)`` with ``x (B, in_chans, H, W)`` returns ``(enc, dec)``: two lists of three NCHW maps, finest
+    first, pairwise of equal shape (ResNet-34 at 256×256: ``64@64², 128@32², 256@16²``). ``enc`` is computed
+    without gradient; only MFF_OCE and the decoder (and the optional output projections) are trainable.
+    The encoder stays in eval mode, also after ``model.train()``.
+
+    Size rule: ``H`` and ``W`` must be multiples of ``2 · r`` where ``r`` is the encoder's stride at its last
+    used scale (ResNet layer 3: 16, so multiples of 32), so that the decoder's ×2 steps land on the encoder
+    pyramid. Every scan family works at any such size (the scan orders are built per map size); the orders
+    equal upstream's for square maps whose decoder stages are powers of two (e.g. 256×256: 8, 16, 32, 64),
+    which is all upstream supports. Inputs of 64×64 and larger keep every decoder map above 1×1 (instance
+    norm needs more than one pixel in training).
+
+    Args:
+        encoder: timm model name of the encoder (built with ``features_only=True``). A ``name.tag``
+            selects which pretrained weights ``encoder_pretrained=True`` loads.
+        encoder_indices: Three ``out_indices`` of consecutive ×2 strides (ResNet: ``(1, 2, 3)`` = layers 1–3).
+        encoder_pretrained: Load the encoder's timm pretrained weights (downloads; only when asked), or a
+            tag string (``'tv_in1k'``). Default: random (a whole-model checkpoint usually supplies them).
+        encoder_checkpoint: Local file with encoder weights (timm/torchvision ``state_dict``, e.g. upstream's
+            ``resnet34-43635321.pth``), loaded through timm without any download.
+        encoder_kwargs: Extra ``timm.create_model`` arguments for the encoder.
+        fusion_dim: MFF_OCE output channels = decoder ``dims[0]`` (default ``2 · c2``; 512 for ResNet-34).
+        fusion_blocks: Bottlenecks in MFF_OCE (upstream 3).
+        depths: HSS blocks per decoder layer (upstream ``(3, 4, 6, 3)``).
+        d_state: SSM state size.
+        scan: Scan family (``'hilbert'``, ``'sweep'``, ``'snake'``, ``'zorder'``, ``'zigzag'``).
+        num_directions: Scan directions per HSS block (2, 4 or 8).
+        drop_path_rate: Largest decoder drop-path rate (upstream 0.2).
+        img_size: Input size the stored ``scans.index_flat*`` buffers describe (upstream 256). It does not
+            restrict the input size.
+        store_scan_index: Keep upstream's ``scans.index_flat*`` buffers in the state dict (so checkpoints map
+            1:1 to upstream's keys); ``False`` leaves them out (:func:`checkpoint_filter_fn` then drops them).
+        loss_weight: λ of :meth:`loss` (upstream 5).
+        gaussian_sigma: σ of :meth:`anomaly_map` (upstream 4).
+        in_chans: Input channels of the encoder.
+        num_classes: Must be 0 (MambaAD is not a classifier; accepted for timm's builder).
+        **ss2d_kwargs: Further :class:`~vision_ssm.layers.SS2D` options for the decoder (e.g. ``backend``).
+
+    Submodules keep upstream's names so checkpoints map 1:1: ``net_t`` (encoder), ``mff_oce``, ``net_s``
+    (decoder), plus ``proj`` (1×1 convs from decoder to encoder channels) only when they differ.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "resnet34",
+        encoder_indices: Sequence[int] = (1, 2, 3),
+        encoder_pretrained: bool | str = False,
+        encoder_checkpoint: str | None = None,
+        encoder_kwargs: dict[str, Any] | None = None,
+        fusion_dim: int | None = None,
+        fusion_blocks: int = 3,
+        depths: Sequence[int] = (3, 4, 6, 3),
+        d_state: int = 16,
+        scan: str = "hilbert",
+        num_directions: int = 8,
+        drop_path_rate: float = 0.2,
+        img_size: int | tuple[int, int] = 256,
+        store_scan_index: bool = True,
+        loss_weight: float = 5.0,
+        gaussian_sigma: float = 4.0,
+        in_chans: int = 3,
+        num_classes: int = 0,
+        device=None,
+        dtype=None,
+        **ss2d_kwargs,
+    ):
+        super().__init__()
+        if num_classes:
+            raise ValueError("MambaAD is not a classifier; num_classes must be 0")
+        dd = {"device": device, "dtype": dtype}
+        if len(encoder_indices) != 3:
+            raise ValueError(f"MambaAD uses three encoder scales, got encoder_indices={encoder_indices}")
+        self.num_classes = 0
+        self.loss_weight = loss_weight
+        self.gaussian_sigma = gaussian_sigma
+
+        self.net_t = _create_encoder(
+            encoder, encoder_indices, in_chans, encoder_pretrained, encoder_checkpoint, **(encoder_kwargs or {}))
+        if device is not None or dtype is not None:
+            self.net_t.to(**{k: v for k, v in dd.items() if v is not None})
+        self.net_t.requires_grad_(False)
+        self.net_t.eval()
+        info = self.net_t.feature_info
+        enc_chs, red = list(info.channels()), list(info.reduction())
+        if red[1] != 2 * red[0] or red[2] != 2 * red[1]:
+            raise ValueError(f"encoder scales must have strides r, 2r, 4r; {encoder} {encoder_indices} gives {red}")
+        self.encoder_channels = enc_chs
+        self.encoder_reductions = red
+        self.size_divisor = 2 * red[2]
+
+        fusion_dim = fusion_dim or 2 * enc_chs[2]
+        dims = [fusion_dim // 2**i for i in range(4)]
+        if dims[-1] * 8 != fusion_dim:
+            raise ValueError(f"fusion_dim must be divisible by 8, got {fusion_dim}")
+        self.mff_oce = MFFOCE(enc_chs, fusion_dim, num_blocks=fusion_blocks, **dd)
+        index_sizes = None
+        if store_scan_index:
+            h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+            if h % self.size_divisor or w % self.size_divisor:
+                raise ValueError(f"img_size must be a multiple of {self.size_divisor}, got {img_size}")
+            bh, bw = h // self.size_divisor, w // self.size_divisor
+            index_sizes = [(bh << i) if bh == bw else (bh << i, bw << i) for i in range(4)]
+        self.net_s = MambaUPNet(
+            dims, depths, d_state=d_state, drop_path_rate=drop_path_rate, scan=scan, num_directions=num_directions,
+            scan_index_sizes=index_sizes, **dd, **ss2d_kwargs,
+        )
+        dec_chs = dims[:0:-1]  # finest first: dims[3], dims[2], dims[1]
+        if list(dec_chs) != enc_chs:
+            self.proj = nn.ModuleList([nn.Conv2d(d, e, 1, **dd) for d, e in zip(dec_chs, enc_chs)])
+        else:
+            self.proj = None
+
+    # -- training mode: the encoder is frozen and stays in eval mode --------------------------------------------------
+    def train(self, mode: bool = True) -> MambaAD:
+        super().train(mode)
+        self.net_t.eval()
+        return self
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the decoder's LSS modules in the backward pass (outputs unchanged)."""
+        self.net_s.set_grad_checkpointing(enable)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """fnmatch patterns of SSM parameters usually kept out of weight decay (``A_logs``, ``Ds``, dt bias)."""
+        return {"*.A_logs", "*.Ds", "*.dt_projs_bias"}
+
+    # -- forward ------------------------------------------------------------------------------------------------------
+    def forward_encoder(self, x: Tensor) -> list[Tensor]:
+        """The frozen encoder's three maps (NCHW, finest first), without gradient."""
+        H, W = x.shape[-2:]
+        if H % self.size_divisor or W % self.size_divisor:
+            raise ValueError(f"MambaAD input size must be a multiple of {self.size_divisor}, got {H}x{W}")
+        with torch.no_grad():
+            feats = self.net_t(x)
+        # timm backbones with NHWC features (output_fmt='NHWC') are brought to NCHW
+        return [
+            f.permute(0, 3, 1, 2) if f.shape[1] != c and f.shape[-1] == c else f
+            for f, c in zip(feats, self.encoder_channels)
+        ]
+
+    def forward_decoder(self, enc: Sequence[Tensor]) -> list[Tensor]:
+        """MFF_OCE + decoder (+ projections): encoder maps → reconstructed maps of the same shapes."""
+        dec = self.net_s(self.mff_oce(enc))
+        if self.proj is not None:
+            dec = [p(d) for p, d in zip(self.proj, dec)]
+        return dec
+
+    def forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """``x (B, C, H, W)`` → ``(enc, dec)``, each a list of three NCHW maps, finest first."""
+        enc = self.forward_encoder(x)
+        return enc, self.forward_decoder(enc)
+
+    # -- task heads ----------------------------------------------------------------------------------------------------
+    def loss(self, enc: Sequence[Tensor], dec: Sequence[Tensor]) -> Tensor:
+        """Training loss: :func:`mambaad_loss` with ``self.loss_weight`` (MSE ×5 summed over scales)."""
+        return mambaad_loss(enc, dec, self.loss_weight)
+
+    @torch.no_grad()
+    def anomaly_map(self, enc: Sequence[Tensor], dec: Sequence[Tensor], out_size: int | tuple[int, int]) -> Tensor:
+        """``(N, H, W)`` smoothed anomaly maps at ``out_size`` (:func:`mambaad_anomaly_map`, σ = ``gaussian_sigma``)."""
+        return mambaad_anomaly_map(enc, dec, out_size, sigma=self.gaussian_sigma)
+
+    @staticmethod
+    def anomaly_score(amap: Tensor) -> Tensor:
+        """``(N,)`` image scores: the maximum of each smoothed map (:func:`mambaad_anomaly_score`)."""
+        return mambaad_anomaly_score(amap)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Official checkpoints
+
+
+_CONTAINER_KEYS = ("net", "state_dict", "model")
+_SCAN_KEYS = ("scans.index_flat", "scans.index_flat_inv")
+
+
+def _check_scan_index(key: str, value: Tensor, model: nn.Module) -> None:
+    """Check an upstream stored scan order against the family the receiving block is configured with."""
+    block_path = key.rsplit(".self_attention.", 1)[0]
+    try:
+        block = model.get_submodule(block_path)
+    except AttributeError:
+        return  # the key is left to load_state_dict to report
+    L = value.numel()
+    s = math.isqrt(L)
+    if s * s != L or not hasattr(block, "scan"):
+        return
+    order = scan_order(block.scan, s, s).to(value.device)
+    expected = order if key.endswith("index_flat") else torch.argsort(order)
+    if not torch.equal(value.reshape(-1).to(torch.int64), expected):
+        raise ValueError(
+            f"checkpoint key {key!r} stores a scan order that is not the {block.scan!r} order at {s}x{s}; "
+            f"the checkpoint was trained with another scan_type: build the model with a matching `scan=`"
+        )
+
+
+def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Tensor]:
+    """Turn an official MambaAD / ADer checkpoint into this model's ``state_dict``.
+
+    Works for a whole :class:`MambaAD` (keys ``net_t.*``, ``mff_oce.*``, ``net_s.*``) and for a bare
+    :class:`MambaUPNet` (keys ``layers_up.*``):
+
+    - unwraps ADer's ``ckpt.pth`` container (``{'net': state_dict, 'optimizer': …}``) and ``state_dict`` /
+      ``model`` containers; strips DDP's ``module.`` prefix;
+    - maps ADer's LSS names to MambaAD's (``conv1b3 → conv1b7``, ``conv1a3 → conv1a7``) and drops ADer's
+      unused ``conv33`` (:func:`~vision_ssm.layers.lss.remap_lss_state_dict`);
+    - checks every stored ``scans.index_flat`` / ``index_flat_inv`` against the receiving block's scan family
+      (a mismatch raises ``ValueError``), then replaces it with the model's own buffer (so a checkpoint taken
+      at another ``img_size`` loads), or drops it when the model stores no scan index.
+    """
+    for key in _CONTAINER_KEYS:
+        if key in state_dict and isinstance(state_dict[key], dict):
+            state_dict = state_dict[key]
+            break
+    state_dict = {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+    state_dict = remap_lss_state_dict(state_dict)
+    own = model.state_dict()
+    out = {}
+    for k, v in state_dict.items():
+        if k.endswith(_SCAN_KEYS):
+            _check_scan_index(k, v, model)
+            if k in own:
+                out[k] = own[k]
+            continue
+        out[k] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Registration
+
+
+def _cfg(url: str = "", **kwargs) -> dict[str, Any]:
+    return {
+        "url": url,
+        "num_classes": 0,
+        "input_size": (3, 256, 256),
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "net_t.conv1",
+        "classifier": None,
+        "paper_ids": "arXiv:2404.06564",
+        "paper_name": "MambaAD: Exploring State Space Models for Multi-class Unsupervised Anomaly Detection",
+        "origin_url": "https://github.com/lewandofskee/MambaAD",
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({
+    # No downloadable weights are registered (upstream releases them on Google Drive); load a local file with
+    # pretrained=True, pretrained_cfg_overlay=dict(file=PATH).
+    "mambaad_resnet34": _cfg(),
+    "test_mambaad": _cfg(input_size=(3, 64, 64)),
+})
+
+
+def _create_mambaad(variant: str, pretrained: bool = False, **kwargs) -> MambaAD:
+    if kwargs.get("features_only"):
+        raise ValueError("MambaAD has no features_only mode; use model.forward_encoder / model(x)")
+    return build_model_with_cfg(MambaAD, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+
+
+@register_model
+def mambaad_resnet34(pretrained: bool = False, **kwargs) -> MambaAD:
+    """MambaAD as in every upstream config: frozen ResNet-34 (layers 1–3; ``encoder_pretrained=True`` loads
+    torchvision's ImageNet weights, timm tag ``tv_in1k``), MFF_OCE → 512@8², decoder dims (512, 256, 128, 64),
+    depths (3, 4, 6, 3), Hilbert scan, 8 directions, d_state 16, drop path 0.2, 256×256 input."""
+    model_args = dict(
+        encoder="resnet34.tv_in1k", encoder_indices=(1, 2, 3), depths=(3, 4, 6, 3), d_state=16, scan="hilbert",
+        num_directions=8, drop_path_rate=0.2, img_size=256,
+    )
+    return _create_mambaad("mambaad_resnet34", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def test_mambaad(pretrained: bool = False, **kwargs) -> MambaAD:
+    """A tiny MambaAD for CI: a ResNet-18-layout encoder with channels (16, 32, 64), decoder dims
+    (128, 64, 32, 16), depths (2, 2, 2, 2), d_state 8, Hilbert scan, 8 directions; 64×64 input."""
+    model_args = dict(
+        encoder="resnet18", encoder_kwargs=dict(channels=(16, 32, 64, 128), stem_width=16),
+        depths=(2, 2, 2, 2), d_state=8, scan="hilbert", num_directions=8, drop_path_rate=0.1, img_size=64,
+    )
+    return _create_mambaad("test_mambaad", pretrained=pretrained, **dict(model_args, **kwargs))
