@@ -21,11 +21,8 @@ __all__ = ["gather_directions", "merge", "route", "scatter_directions"]
 def _route_impl(x: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
     K, L = dirs.K, dirs.L
     idx = dirs.index
-    if channels_last:
-        B, D = x.shape[0], x.shape[3]
-        flat = x.reshape(B, 1, L, D).expand(B, K, L, D)
-        out = flat.gather(2, idx[None, :, :, None].expand(B, K, L, D))
-        return out.transpose(2, 3).contiguous()
+    if channels_last:  # one transposing copy of the map is cheaper than transposing the K routed copies
+        x = x.permute(0, 3, 1, 2)
     B, D = x.shape[0], x.shape[1]
     flat = x.reshape(B, 1, D, L).expand(B, K, D, L)
     return flat.gather(3, idx[None, :, None, :].expand(B, K, D, L))

@@ -1,0 +1,141 @@
+"""CPU cost of route + merge (cross-scan + cross-merge) versus naive torch.stack/flip/transpose code.
+
+Default setting: a VMamba stage-1 map, B=8, D=192, 56×56, fp32. Three comparisons:
+
+- ``sweep-4``: :func:`vision_ssm.ops.route`/:func:`~vision_ssm.ops.merge` versus VMamba v0's inline
+  ``torch.stack([x, x^T]) / torch.flip`` cross-scan and its ``flip + transpose`` cross-merge;
+- ``hilbert-8``: versus MambaAD's ``forward_core`` style (transpose / rot90 the map, gather by the
+  curve, stack, flip; then scatter back, un-rotate and sum);
+- the same two with channel-last (``(B, H, W, D)``) input and output.
+
+Each line reports the median wall time of route and of merge (forward only) and of route+merge
+forward+backward, for ours and for the naive code, and the ratio naive / ours (> 1: ours is faster).
+Outputs are checked to be equal before timing.
+
+Usage::
+
+    python benchmarks/route_merge.py [--batch 8] [--dim 192] [--size 56] [--repeats 20] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from vision_ssm.ops import get_directions, merge, route, scan_order
+
+
+def naive_cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """VMamba v0: (B, D, H, W) -> (B, 4, D, L) with stack/transpose/flip."""
+    B, D, H, W = x.shape
+    x_hwwh = torch.stack([x.reshape(B, D, H * W), x.transpose(2, 3).contiguous().view(B, D, H * W)], dim=1)
+    return torch.cat([x_hwwh, torch.flip(x_hwwh, dims=[-1])], dim=1)
+
+
+def naive_cross_merge(y: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """VMamba v0: (B, 4, D, L) -> (B, D, H, W)."""
+    B, _, D, L = y.shape
+    inv = torch.flip(y[:, 2:4], dims=[-1])
+    wh = y[:, 1].view(B, D, W, H).transpose(2, 3).reshape(B, D, L)
+    invwh = inv[:, 1].view(B, D, W, H).transpose(2, 3).reshape(B, D, L)
+    return (y[:, 0] + inv[:, 0] + wh + invwh).view(B, D, H, W)
+
+
+def _oriented(x: torch.Tensor) -> list[torch.Tensor]:
+    t = torch.rot90(x, 1, (2, 3))
+    return [x, x.transpose(2, 3), t, t.transpose(2, 3)]
+
+
+def naive_mambaad_scan(x: torch.Tensor, order: torch.Tensor, order_t: torch.Tensor) -> torch.Tensor:
+    """MambaAD-style 8 directions: orient, gather by the curve, stack, flip. (B, D, H, W) -> (B, 8, D, L)."""
+    B, D, H, W = x.shape
+    orders = [order, order_t, order_t, order]  # curve on the (H, W) or (W, H) oriented grid
+    xs = torch.stack([o.reshape(B, D, H * W)[:, :, idx] for o, idx in zip(_oriented(x), orders)], dim=1)
+    return torch.cat([xs, torch.flip(xs, dims=[-1])], dim=1)
+
+
+def naive_mambaad_merge(y: torch.Tensor, H: int, W: int, inv: torch.Tensor, inv_t: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`naive_mambaad_scan`, summed: flip back, un-gather, un-orient. -> (B, D, H, W)."""
+    B, _, D, L = y.shape
+    y = y[:, :4] + torch.flip(y[:, 4:], dims=[-1])
+    s0 = y[:, 0][:, :, inv].view(B, D, H, W)
+    s1 = y[:, 1][:, :, inv_t].view(B, D, W, H).transpose(2, 3)
+    s2 = torch.rot90(y[:, 2][:, :, inv_t].view(B, D, W, H), 3, (2, 3))
+    s3 = torch.rot90(y[:, 3][:, :, inv].view(B, D, H, W).transpose(2, 3), 3, (2, 3))
+    return s0 + s1 + s2 + s3
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _fwd_bwd(scan, merge_fn, x: torch.Tensor):
+    def run():
+        xr = x.detach().requires_grad_(True)
+        merge_fn(scan(xr)).sum().backward()
+    return run
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--dim", type=int, default=192)
+    p.add_argument("--size", type=int, default=56)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    B, D, H = args.batch, args.dim, args.size
+    W = H
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(B, D, H, W, generator=g)
+    xl = x.permute(0, 2, 3, 1).contiguous()
+    print(f"route+merge on CPU: B={B} D={D} H=W={H} fp32, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats}, torch {torch.__version__}")
+
+    order, order_t = scan_order("hilbert", H, W), scan_order("hilbert", W, H)
+    inv, inv_t = torch.argsort(order), torch.argsort(order_t)
+    cases = []
+    d4 = get_directions("sweep", H, W, 4)
+    d8 = get_directions("hilbert", H, W, 8)
+    cases.append(("sweep-4 BCHW", x, d4, False, naive_cross_scan, lambda y: naive_cross_merge(y, H, W)))
+    cases.append(("hilbert-8 BCHW", x, d8, False, lambda t: naive_mambaad_scan(t, order, order_t),
+                  lambda y: naive_mambaad_merge(y, H, W, inv, inv_t)))
+    cases.append(("sweep-4 BHWC", xl, d4, True, lambda t: naive_cross_scan(t.permute(0, 3, 1, 2)),
+                  lambda y: naive_cross_merge(y, H, W).permute(0, 2, 3, 1).contiguous()))
+    cases.append(("hilbert-8 BHWC", xl, d8, True,
+                  lambda t: naive_mambaad_scan(t.permute(0, 3, 1, 2), order, order_t),
+                  lambda y: naive_mambaad_merge(y, H, W, inv, inv_t).permute(0, 2, 3, 1).contiguous()))
+
+    hdr = f"{'case':16s} {'':5s} {'route ms':>9s} {'merge ms':>9s} {'fwd+bwd ms':>11s}"
+    print(hdr)
+    for name, inp, dirs, cl, n_scan, n_merge in cases:
+        ours_scan = lambda t, d=dirs, c=cl: route(t, d, channels_last=c)  # noqa: E731
+        ours_merge = lambda y, d=dirs, c=cl: merge(y, d, channels_last=c)  # noqa: E731
+        ys = ours_scan(inp)
+        ny = n_scan(inp)
+        assert torch.equal(ys, ny), name
+        torch.testing.assert_close(ours_merge(ys), n_merge(ny), rtol=1e-6, atol=1e-5)
+        res = {}
+        for who, s, m in (("ours", ours_scan, ours_merge), ("naive", n_scan, n_merge)):
+            res[who] = (_median_ms(lambda s=s, i=inp: s(i), args.repeats),
+                        _median_ms(lambda m=m, y=ys: m(y), args.repeats),
+                        _median_ms(_fwd_bwd(s, m, inp), max(3, args.repeats // 2)))
+        for who in ("ours", "naive"):
+            r = res[who]
+            print(f"{name:16s} {who:5s} {r[0]:9.1f} {r[1]:9.1f} {r[2]:11.1f}")
+        ratio = [n / o for n, o in zip(res["naive"], res["ours"])]
+        print(f"{name:16s} {'ratio':5s} {ratio[0]:8.2f}x {ratio[1]:8.2f}x {ratio[2]:10.2f}x   (naive / ours)")
+
+
+if __name__ == "__main__":
+    main()
