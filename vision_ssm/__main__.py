@@ -23,13 +23,43 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    import json
+
+    from vision_ssm.models._official import convert_official
+
+    sd = convert_official(
+        args.src, args.dst, args.model, key=args.key, use_ema=args.ema, unsafe=args.unsafe_pickle,
+        model_kwargs=json.loads(args.model_args) if args.model_args else None,
+    )
+    n = sum(v.numel() for v in sd.values())
+    print(f"wrote {args.dst}: {len(sd)} tensors, {n / 1e6:.2f}M values" + (f" (checked against {args.model})"
+                                                                            if args.model else ""))
+    return 0
+
+
+def _add_convert_parser(sub) -> None:
+    p = sub.add_parser("convert", help="official .pth checkpoint -> safetensors, without running its pickle")
+    p.add_argument("src", help="official checkpoint (.pth/.pt/.bin/.safetensors)")
+    p.add_argument("dst", help="output file (.safetensors recommended, or .pth)")
+    p.add_argument("--model", help="timm model name: map old keys and check that the file fits it")
+    p.add_argument("--model-args", help='JSON kwargs for timm.create_model, e.g. \'{"num_classes": 10}\'')
+    p.add_argument("--key", help="sub-dict holding the weights (default: model, state_dict, ...)")
+    p.add_argument("--ema", action="store_true", help="prefer model_ema / state_dict_ema when present")
+    p.add_argument("--unsafe-pickle", action="store_true",
+                   help="fully unpickle the file (can execute code from it); only for files you trust")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision_ssm", description=__doc__)
     sub = parser.add_subparsers(dest="cmd")
     sub.add_parser("info", help="version, devices and selective-scan backends (the default)")
+    _add_convert_parser(sub)
     args, rest = parser.parse_known_args(argv)
     if args.cmd in (None, "info"):
         return _info(args)
+    if args.cmd == "convert":
+        return _convert(parser.parse_args(argv))
     parser.error(f"unknown command {args.cmd!r}")
     return 2
 

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["load_official", "save_safetensors", "unwrap_state_dict"]
+__all__ = ["convert_official", "load_official", "save_safetensors", "unwrap_state_dict"]
 
 _WRAPPER_KEYS = ("model", "state_dict", "module", "net")
 _EMA_KEYS = ("model_ema", "state_dict_ema")
@@ -185,3 +185,41 @@ def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike, 
 
     save_file({k: v.detach().contiguous().clone() for k, v in state_dict.items()}, os.fspath(path),
               metadata=metadata)
+
+
+def convert_official(src: str | os.PathLike, dst: str | os.PathLike, model: str | torch.nn.Module | None = None, *,
+                     key: str | None = None, use_ema: bool = False, unsafe: bool = False,
+                     model_kwargs: dict | None = None) -> dict[str, Tensor]:
+    """Convert an official checkpoint into a safetensors file (or a ``.pth`` holding only tensors).
+
+    Args:
+        src: The official file (see :func:`load_official`).
+        dst: Output path; ``.safetensors`` (recommended) or ``.pth``/``.pt`` (a plain tensor dict).
+        model: Optional timm model name or instance; when given, its family's ``checkpoint_filter_fn``
+            renames old keys, fixes 1×1-conv/Linear shapes and checks that every key matches
+            (built on the meta device, so no memory is spent).
+        key: Sub-dict holding the weights.
+        use_ema: Prefer EMA weights.
+        unsafe: Allow full unpickling of ``src`` (see :func:`load_official`).
+        model_kwargs: Extra ``timm.create_model`` arguments when ``model`` is a name (e.g. ``num_classes``).
+
+    Returns:
+        The converted state dict.
+    """
+    import sys
+
+    sd = load_official(src, key=key, use_ema=use_ema, unsafe=unsafe)
+    if model is not None:
+        if isinstance(model, str):
+            import timm
+
+            with torch.device("meta"):
+                model = timm.create_model(model, pretrained=False, **(model_kwargs or {}))
+        filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+        if filter_fn is not None:
+            sd = filter_fn(sd, model)
+    if os.fspath(dst).endswith(".safetensors"):
+        save_safetensors(sd, dst, metadata={"source": os.path.basename(os.fspath(src)), "format": "pt"})
+    else:
+        torch.save({k: v.contiguous() for k, v in sd.items()}, dst)
+    return sd
