@@ -7,7 +7,7 @@ from ._registry import BackendSpec, register_backend
 
 
 def register_builtin_backends() -> None:
-    """Register reference / chunked / triton / mamba_ssm specs (nothing optional is imported)."""
+    """Register reference / chunked / numba / mamba_ssm / triton specs (nothing optional is imported)."""
     register_backend(
         BackendSpec(
             name="reference",
@@ -16,8 +16,24 @@ def register_builtin_backends() -> None:
             priority={"cpu": 0, "cuda": 0},
         )
     )
-    # Slots filled by their own modules: chunked (CPU default), numba (optional CPU),
-    # triton (CUDA default), mamba_ssm (compiled CUDA kernel).
+    register_backend(
+        BackendSpec(
+            name="chunked",
+            target="vision_ssm.ops.chunked:selective_scan_chunked",
+            devices=("cpu", "cuda"),
+            priority={"cpu": 50, "cuda": 10},
+        )
+    )
+    register_backend(
+        BackendSpec(
+            name="numba",
+            target="vision_ssm.ops.numba_scan:selective_scan_numba",
+            devices=("cpu",),
+            priority={"cpu": 100},
+            probe=("numba",),
+            install_hint='install numba: pip install "vision-ssm[cpu]"',
+        )
+    )
     register_backend(
         BackendSpec(
             name="mamba_ssm",
