@@ -11,7 +11,7 @@ from .mambavision_stage import (
     window_reverse,
 )
 from .hss import HSSBlock
-from .lss import LSSLayer, LSSModule
+from .lss import LSSLayer, LSSModule, MambaUPNet
 from .mff_oce import MFF_OCE, MFFOCE
 from .patch_expand import PatchExpand2D
 from .vss import Mlp, PatchMerging2D, Permute, VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed

@@ -6,6 +6,8 @@ model/mambaad.py`` (the same class as ``VSSBlock``). The SS2D inside is the shar
 """
 from __future__ import annotations
 
+from typing import Any
+
 from timm.layers import DropPath
 from torch import Tensor, nn
 
@@ -56,7 +58,7 @@ class HSSBlock(nn.Module):
         norm_layer: type[nn.Module] = nn.LayerNorm,
         device=None,
         dtype=None,
-        **ss2d_kwargs,
+        **ss2d_kwargs: Any,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}

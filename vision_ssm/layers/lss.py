@@ -1,8 +1,8 @@
-"""MambaAD's Locality-enhanced State Space (LSS) module and the decoder's LSS layer.
+"""MambaAD's Locality-enhanced State Space (LSS) module, the LSS decoder layer and the decoder (MambaUPNet).
 
-Upstream: ``lewandofskee/MambaAD: model/mambaad.py`` (``LSSModule``, ``LSSLayer_up``) and
-``zhangzjn/ADer: model/mambaad.py`` (the same math as ``ConvBNSSMBlock``, ``VSSLayer_up``). The
-two repositories name the 7×7 branch's 1×1 convs differently (``conv1b7``/``conv1a7`` versus
+Upstream: ``lewandofskee/MambaAD: model/mambaad.py`` (``LSSModule``, ``LSSLayer_up``, ``MambaUPNet``) and
+``zhangzjn/ADer: model/mambaad.py`` (the same math as ``ConvBNSSMBlock``, ``VSSLayer_up``, ``MambaUPNet``).
+The two repositories name the 7×7 branch's 1×1 convs differently (``conv1b7``/``conv1a7`` versus
 ``conv1b3``/``conv1a3``) and ADer carries an unused depthwise 3×3 (``conv33``);
 :func:`remap_lss_state_dict` maps ADer keys onto the names used here (the MambaAD ones).
 """
@@ -11,15 +11,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from timm.layers import trunc_normal_
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .hss import HSSBlock
 from .patch_expand import PatchExpand2D
 
-__all__ = ["LSSModule", "LSSLayer", "group_lss_depth", "remap_lss_state_dict"]
+__all__ = ["LSSModule", "LSSLayer", "MambaUPNet", "group_lss_depth", "remap_lss_state_dict"]
 
 
 def _conv_in_silu(in_chs: int, out_chs: int, kernel_size: int, groups: int = 1, bias: bool = True, dd=None):
@@ -73,7 +75,7 @@ class LSSModule(nn.Module):
         norm_layer: type[nn.Module] = nn.LayerNorm,
         device=None,
         dtype=None,
-        **ss2d_kwargs,
+        **ss2d_kwargs: Any,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -159,7 +161,7 @@ class LSSLayer(nn.Module):
         norm_layer: type[nn.Module] = nn.LayerNorm,
         device=None,
         dtype=None,
-        **lss_kwargs,
+        **lss_kwargs: Any,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -184,6 +186,96 @@ class LSSLayer(nn.Module):
             else:
                 x = blk(x)
         return x
+
+
+class MambaUPNet(nn.Module):
+    """MambaAD's decoder: LSS layers with ×2 :class:`~vision_ssm.layers.PatchExpand2D` upsampling.
+
+    ``(B, dims[0], h, w)`` NCHW → ``[(B, dims[-1], 2^{n-1}h, 2^{n-1}w), …, (B, dims[1], 2h, 2w)]``: the
+    outputs of layers ``n-1 … 1`` (finest first), NCHW. Layer 0 (no upsampling) refines the input and its
+    output is not returned. ``dims[i] = dims[i-1] / 2``.
+
+    Drop path: ``dpr = linspace(0, drop_path_rate, sum(depths))`` reversed (largest first); layer ``i``
+    takes the slice ``dpr[sum(depths[:i]) : sum(depths[:i+1])]`` and its LSS module ``m`` uses entry ``m``.
+
+    Args:
+        dims: Channels per layer (upstream ``[512, 256, 128, 64]``).
+        depths: HSS blocks per layer, each divisible by 3 or 2 (upstream ``[3, 4, 6, 3]``).
+        d_state: SSM state size.
+        drop_path_rate: Largest drop-path rate (upstream 0.2).
+        scan: Scan family of every HSS block (upstream ``'hilbert'``).
+        num_directions: Scan directions per HSS block (upstream 8).
+        scan_index_sizes: Per-layer map size for the stored upstream ``scans.index_flat*`` buffers
+            (upstream at 256×256: ``[8, 16, 32, 64]``); ``None`` stores none.
+        norm_layer: Norm of the HSS blocks and the upsamplers (``nn.LayerNorm``, eps 1e-5).
+        **ss2d_kwargs: Further :class:`~vision_ssm.layers.SS2D` options.
+
+    State-dict keys: ``layers_up.{i}.upsample.*`` (i ≥ 1), ``layers_up.{i}.blocks.{m}.*`` (LSS modules).
+    """
+
+    def __init__(
+        self,
+        dims: Sequence[int] = (512, 256, 128, 64),
+        depths: Sequence[int] = (3, 4, 6, 3),
+        d_state: int = 16,
+        drop_path_rate: float = 0.2,
+        scan: str = "hilbert",
+        num_directions: int = 8,
+        scan_index_sizes: Sequence[int | tuple[int, int]] | None = None,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
+        device=None,
+        dtype=None,
+        **ss2d_kwargs: Any,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        dims, depths = list(dims), list(depths)
+        if len(dims) != len(depths):
+            raise ValueError(f"dims and depths must have the same length, got {dims} and {depths}")
+        for i in range(1, len(dims)):
+            if dims[i - 1] != 2 * dims[i]:
+                raise ValueError(f"each decoder layer halves the channels (PatchExpand2D); got dims={dims}")
+        if scan_index_sizes is not None and len(scan_index_sizes) != len(dims):
+            raise ValueError("scan_index_sizes needs one entry per layer")
+        self.dims = dims
+        self.depths = depths
+        self.scan = scan
+        self.num_directions = num_directions
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").flip(0).tolist()
+        self.layers_up = nn.ModuleList()
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            start = sum(depths[:i])
+            self.layers_up.append(LSSLayer(
+                dim, depth, drop_path=dpr[start:start + depth], upsample=i > 0, norm_layer=norm_layer,
+                d_state=d_state, scan=scan, num_directions=num_directions,
+                scan_index_size=None if scan_index_sizes is None else scan_index_sizes[i], **dd, **ss2d_kwargs,
+            ))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        """Upstream: every Linear trunc_normal(std .02) with zero bias; LayerNorm weight 1, bias 0."""
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for layer in self.layers_up:
+            layer.grad_checkpointing = enable
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """``(B, dims[0], h, w)`` NCHW → list of NCHW maps, finest first (see class docstring)."""
+        x = x.permute(0, 2, 3, 1)
+        outs: list[Tensor] = []
+        for i, layer in enumerate(self.layers_up):
+            x = layer(x)
+            if i > 0:
+                outs.insert(0, x.permute(0, 3, 1, 2))
+        return outs
 
 
 _ADER_RENAMES = ((re.compile(r"\.conv1b3\."), ".conv1b7."), (re.compile(r"\.conv1a3\."), ".conv1a7."))
