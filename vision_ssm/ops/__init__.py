@@ -9,7 +9,7 @@ from ._registry import (
 )
 from .backends import register_builtin_backends
 from .reference import selective_scan_reference
-from .route import gather_directions, merge, route
+from .route import gather_directions, merge, route, scatter_directions
 from .scan_orders import (
     FAMILIES,
     DirectionSet,
@@ -47,5 +47,6 @@ __all__ = [
     "selective_scan_reference",
     "ss2d_scan",
     "gather_directions",
+    "scatter_directions",
     "use_backend",
 ]
