@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -100,7 +101,7 @@ def main() -> None:
     x = torch.randn(B, D, H, W, generator=g)
     xl = x.permute(0, 2, 3, 1).contiguous()
     print(f"route+merge on CPU: B={B} D={D} H=W={H} fp32, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}, torch {torch.__version__}")
+          f"median of {args.repeats}, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
 
     order, order_t = scan_order("hilbert", H, W), scan_order("hilbert", W, H)
     inv, inv_t = torch.argsort(order), torch.argsort(order_t)

@@ -229,3 +229,11 @@ def test_all_families_work_without_the_optional_libraries():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_cache_is_per_device():
+    cpu = get_directions("zigzag", 5, 9, 4)
+    meta = get_directions("zigzag", 5, 9, 4, device="meta")
+    assert meta is not cpu and meta.index.device.type == "meta" and meta.inverse.device.type == "meta"
+    assert get_directions("zigzag", 5, 9, 4, torch.device("meta")) is meta
+    assert cpu.to("meta") is meta and meta.to("cpu") is cpu and meta == cpu
