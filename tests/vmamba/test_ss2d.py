@@ -170,10 +170,7 @@ def _hss_case(name: str):
 @pytest.mark.parametrize("name", HSS)
 def test_mambaad_hss_fixture(name):
     meta, t, scan, K, size, C = _hss_case(name)
-    try:
-        ss2d = SS2D(C, scan=scan, directions=K, scan_index_size=size).eval()
-    except NotImplementedError as e:  # scan family not landed yet in vision_ssm.ops
-        pytest.skip(str(e))
+    ss2d = SS2D(C, scan=scan, directions=K, scan_index_size=size).eval()
     norm = torch.nn.LayerNorm(C)
     sd = {k[len("state_dict."):]: v for k, v in t.items() if k.startswith("state_dict.")}
     assert torch.equal(ss2d.scans.index_flat, sd["self_attention.scans.index_flat"])
@@ -185,3 +182,13 @@ def test_mambaad_hss_fixture(name):
             with use_backend(backend):
                 out = x + ss2d(norm(x))
             assert _rel(out, ref) <= 1e-5, (name, backend)
+
+
+@pytest.mark.parametrize("scan", ["hilbert", "zigzag"])
+def test_hybrid_scan_k8_trains(scan):
+    m = SS2D(8, d_state=4, scan=scan, directions=8)
+    assert m.x_proj_weight.shape[0] == 8 and m.A_logs.shape[0] == 8 * 16
+    y = m(torch.randn(2, 8, 8, 8))
+    y.square().mean().backward()
+    assert y.shape == (2, 8, 8, 8)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())

@@ -124,8 +124,8 @@ class SS2D(nn.Module):
             dt_scale: float = 1.0,
             dt_init_floor: float = 1e-4,
             backend: str | None = None,
-            device=None,
-            dtype=None,
+            device: torch.device | str | None = None,
+            dtype: torch.dtype | None = None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
