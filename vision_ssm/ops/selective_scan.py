@@ -6,7 +6,8 @@ from torch import Tensor
 
 from ._registry import resolve_backend
 
-_FLOAT_TYPES = (torch.float32, torch.float16, torch.bfloat16)
+# float64 is accepted as an extension (math then runs in float64; used by gradcheck tests).
+_FLOAT_TYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -20,6 +21,7 @@ def _canonical_bc(name: str, M: Tensor, Bt: int, Dm: int, N: int, L: int, in_dty
         raise NotImplementedError(f"selective_scan: complex {name} is not supported")
     if M.dim() == 2:
         _check(tuple(M.shape) == (Dm, N), f"constant {name} must be (D, N)=({Dm}, {N}), got {tuple(M.shape)}")
+        _check(M.dtype in _FLOAT_TYPES, f"{name} dtype must be float32/float16/bfloat16, got {M.dtype}")
         return M
     if M.dim() == 3:
         M = M.unsqueeze(1)
@@ -31,7 +33,7 @@ def _canonical_bc(name: str, M: Tensor, Bt: int, Dm: int, N: int, L: int, in_dty
     )
     _check(G >= 1 and Dm % G == 0, f"{name} has {G} groups, which does not divide D={Dm}")
     _check(M.dtype in _FLOAT_TYPES, f"{name} dtype must be float32/float16/bfloat16, got {M.dtype}")
-    return M
+    return M if M.stride(-1) == 1 else M.contiguous()
 
 
 def selective_scan(
@@ -55,7 +57,8 @@ def selective_scan(
     ``out = (y + D·u) · silu(z)``. Internal math is fp32; ``out`` has ``u``'s dtype.
 
     Args:
-        u: Input ``(B, D, L)``, float32/float16/bfloat16.
+        u: Input ``(B, D, L)``, float32/float16/bfloat16 (float64 is accepted too: the math
+            then runs in float64, which is what ``torch.autograd.gradcheck`` needs).
         delta: ``(B, D, L)``, same dtype as ``u``.
         A: ``(D, N)`` real float tensor (usually ``-exp(A_log)``).
         B: Constant ``(D, N)`` or variable ``(B, N, L)`` / ``(B, G, N, L)``; with ``G`` groups
@@ -81,6 +84,11 @@ def selective_scan(
     """
     if A.is_complex():
         raise NotImplementedError("selective_scan: complex A is not supported (real A only)")
+    for name, t in (("u", u), ("delta", delta), ("B", B), ("C", C), ("D", D), ("z", z), ("delta_bias", delta_bias)):
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise TypeError(f"selective_scan: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t is not None and t.is_complex():
+            raise NotImplementedError(f"selective_scan: complex {name} is not supported (real inputs only)")
     _check(u.dim() == 3, f"u must be (B, D, L), got shape {tuple(u.shape)}")
     Bt, Dm, L = u.shape
     _check(tuple(delta.shape) == (Bt, Dm, L), f"delta must match u {tuple(u.shape)}, got {tuple(delta.shape)}")
@@ -94,8 +102,10 @@ def selective_scan(
     C = _canonical_bc("C", C, Bt, Dm, N, L, u.dtype)
     if D is not None:
         _check(tuple(D.shape) == (Dm,), f"D must be ({Dm},), got {tuple(D.shape)}")
+        _check(D.dtype in _FLOAT_TYPES, f"D must be a float tensor, got {D.dtype}")
     if delta_bias is not None:
         _check(tuple(delta_bias.shape) == (Dm,), f"delta_bias must be ({Dm},), got {tuple(delta_bias.shape)}")
+        _check(delta_bias.dtype in _FLOAT_TYPES, f"delta_bias must be a float tensor, got {delta_bias.dtype}")
     if z is not None:
         _check(tuple(z.shape) == (Bt, Dm, L), f"z must match u {tuple(u.shape)}, got {tuple(z.shape)}")
         _check(z.dtype == u.dtype, f"z dtype {z.dtype} must equal u dtype {u.dtype}")
