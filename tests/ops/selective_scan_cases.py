@@ -39,7 +39,7 @@ class Case:
         return f"L{self.L}-N{self.N}-G{self.G}-{f or 'none'}"
 
 
-def make_inputs(case: Case, dtype: torch.dtype, seed: int = 0) -> dict:
+def make_inputs(case: Case, dtype: torch.dtype, seed: int = 0, device: str = "cpu") -> dict:
     """Inputs drawn like mamba-ssm's test: A=-0.5·rand, delta=0.5·rand, delta_bias=0.5·rand, rest randn.
 
     ``u, delta, z`` and variable ``B, C`` have ``dtype``; ``A, D, delta_bias`` and constant
@@ -55,7 +55,7 @@ def make_inputs(case: Case, dtype: torch.dtype, seed: int = 0) -> dict:
     def ru(*s, dt=dtype):
         return torch.rand(*s, generator=g, dtype=torch.float64).to(dt)
 
-    return dict(
+    x = dict(
         u=rn(Bt, D, L),
         delta=(0.5 * ru(Bt, D, L)).to(dtype),
         A=(-0.5 * ru(D, N, dt=wt)),
@@ -65,20 +65,24 @@ def make_inputs(case: Case, dtype: torch.dtype, seed: int = 0) -> dict:
         z=rn(Bt, D, L) if case.has_z else None,
         delta_bias=(0.5 * ru(D, dt=wt)) if case.has_bias else None,
     )
+    return {k: (None if v is None else v.to(device)) for k, v in x.items()}
 
 
-def run(fn, inputs: dict, case: Case, grads: bool = True, seed: int = 1):
-    """Run ``fn`` (a backend or the public op) and return ``(out, last, {name: grad})``."""
+def run(fn, inputs: dict, case: Case, grads: bool = True, seed: int = 1, grad_last: bool = True):
+    """Run ``fn`` (a backend or the public op) and return ``(out, last, {name: grad})``.
+
+    The loss is ``Σ out·gout (+ Σ last·glast if grad_last)`` with fixed random ``gout``, ``glast``.
+    """
     leaves = {k: (v.detach().clone().requires_grad_(grads) if v is not None else None) for k, v in inputs.items()}
     res = fn(**leaves, delta_softplus=case.softplus, return_last_state=case.last)
     out, last = res if case.last else (res, None)
     if not grads:
         return out.detach(), None if last is None else last.detach(), {}
     g = torch.Generator().manual_seed(seed)
-    gout = torch.randn(out.shape, generator=g, dtype=torch.float64).to(out.dtype)
+    gout = torch.randn(out.shape, generator=g, dtype=torch.float64).to(out.device, out.dtype)
     loss = (out.float() * gout.float()).sum()
-    if last is not None:
-        glast = torch.randn(last.shape, generator=g, dtype=torch.float64).to(last.dtype)
+    if last is not None and grad_last:
+        glast = torch.randn(last.shape, generator=g, dtype=torch.float64).to(last.device, last.dtype)
         loss = loss + (last * glast).sum()
     names = [k for k, v in leaves.items() if v is not None]
     gr = torch.autograd.grad(loss, [leaves[k] for k in names])
@@ -103,11 +107,16 @@ def grad_tol(name: str, dtype: torch.dtype, has_z: bool) -> tuple[float, float]:
     }[name]
 
 
-def check_against_reference(fn, case: Case, dtype: torch.dtype, grads: bool = True, seed: int = 0) -> None:
-    """Assert ``fn`` matches :func:`selective_scan_reference` within the ops.md tolerances."""
-    inputs = make_inputs(case, dtype, seed)
-    out, last, gr = run(fn, inputs, case, grads)
-    out_r, last_r, gr_r = run(selective_scan_reference, inputs, case, grads)
+def check_against_reference(fn, case: Case, dtype: torch.dtype, grads: bool = True, seed: int = 0,
+                            device: str = "cpu", grad_last: bool = True) -> None:
+    """Assert ``fn`` matches :func:`selective_scan_reference` within the ops.md tolerances.
+
+    ``grad_last=False`` leaves the last state out of the loss (for backends that, like
+    mamba-ssm, do not propagate its gradient).
+    """
+    inputs = make_inputs(case, dtype, seed, device)
+    out, last, gr = run(fn, inputs, case, grads, grad_last=grad_last)
+    out_r, last_r, gr_r = run(selective_scan_reference, inputs, case, grads, grad_last=grad_last)
     rtol, atol = TOL[dtype]
     assert out.dtype == dtype and out.shape == (case.Bt, case.D, case.L)
     torch.testing.assert_close(out, out_r, rtol=rtol, atol=atol)

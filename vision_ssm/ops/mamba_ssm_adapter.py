@@ -1,0 +1,115 @@
+"""The ``mamba_ssm`` backend: mamba-ssm's compiled CUDA selective scan in our own autograd.Function.
+
+Only the compiled extension module ``selective_scan_cuda`` is imported (lazily, when this backend
+is used) — never the ``mamba_ssm`` Python package, whose import pulls in triton, transformers and
+fails outright without the extension on some releases (see ``docs/backends.md``).
+
+Calling convention of the extension (positional arguments; facts from mamba-ssm's bindings):
+
+* ``fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus)`` returns ``[out, x]``, or
+  ``[out, x, out_z]`` when ``z`` is given (``out`` is then the pre-gate output and ``out_z`` the
+  result). ``x`` ``(Bt, D, n_chunks, 2N)`` holds the chunk-end states; the last state is
+  ``x[:, :, -1, 1::2]``.
+* ``bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, dz, delta_softplus, recompute_out_z)``
+  returns ``[du, ddelta, dA, dB, dC, dD, ddelta_bias]`` plus ``dz`` when ``z`` is given.
+
+Requirements of the kernel that this adapter takes care of: CUDA tensors with ``stride(-1) == 1``;
+``u``, ``delta``, ``z`` and variable ``B``/``C`` in one input dtype (fp32/fp16/bf16); ``A``,
+``D``, ``delta_bias`` and constant ``B``/``C`` in fp32. Like mamba-ssm, the gradient of
+``last_state`` is not propagated, and the backward is not deterministic (atomic adds).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _ext():
+    import selective_scan_cuda  # noqa: PLC0415  (lazy: compiled extension of mamba-ssm)
+
+    return selective_scan_cuda
+
+
+class MambaSSMScanFn(torch.autograd.Function):
+    """``selective_scan_cuda.fwd/.bwd`` with mamba-ssm semantics; canonical (4-D or constant) B/C."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool, return_last_state: bool):
+        ext = _ext()
+        u = u if u.stride(-1) == 1 else u.contiguous()
+        delta = delta.to(u.dtype)
+        delta = delta if delta.stride(-1) == 1 else delta.contiguous()
+        A = A.float().contiguous()
+        B = B.float().contiguous() if B.dim() == 2 else B.to(u.dtype).contiguous()
+        C = C.float().contiguous() if C.dim() == 2 else C.to(u.dtype).contiguous()
+        D = None if D is None else D.float().contiguous()
+        delta_bias = None if delta_bias is None else delta_bias.float().contiguous()
+        if z is not None:
+            z = z.to(u.dtype)
+            z = z if z.stride(-1) == 1 else z.contiguous()
+        res = ext.fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        out, x = res[0], res[1]
+        result = res[2] if z is not None else out
+        ctx.delta_softplus = delta_softplus
+        ctx.has_D, ctx.has_bias = D is not None, delta_bias is not None
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, x, out if z is not None else None)
+        last = x[:, :, -1, 1::2].float().contiguous()
+        ctx.mark_non_differentiable(last)
+        return result, last
+
+    @staticmethod
+    def backward(ctx, dout, _dlast):
+        ext = _ext()
+        u, delta, A, B, C, D, z, delta_bias, x, out = ctx.saved_tensors
+        dout = dout.to(u.dtype)
+        dout = dout if dout.stride(-1) == 1 else dout.contiguous()
+        res = ext.bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, None, ctx.delta_softplus, False)
+        du, ddelta, dA, dB, dC, dD, ddelta_bias = res[:7]
+        dz = res[7] if z is not None else None
+        return (
+            du,
+            ddelta,
+            dA,
+            dB.to(B.dtype),
+            dC.to(C.dtype),
+            dD if ctx.has_D else None,
+            dz,
+            ddelta_bias if ctx.has_bias else None,
+            None,
+            None,
+        )
+
+
+def selective_scan_mamba_ssm(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Selective scan on mamba-ssm's compiled CUDA kernel; canonical arguments as for every backend.
+
+    Args:
+        u, delta: ``(Bt, D, L)`` CUDA tensors, fp32/fp16/bf16.
+        A: ``(D, N)``.
+        B, C: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
+        D, delta_bias: Optional ``(D,)``.
+        z: Optional gate ``(Bt, D, L)``.
+        delta_softplus: Apply softplus to ``delta + delta_bias``.
+        return_last_state: Also return the final state ``(Bt, D, N)`` (fp32, no gradient).
+
+    Returns:
+        ``out`` ``(Bt, D, L)`` in ``u``'s dtype, and the last state if requested.
+    """
+    if not u.is_cuda:
+        raise RuntimeError(f"the mamba_ssm backend needs CUDA tensors, got {u.device}")
+    if u.dtype == torch.float64:
+        raise RuntimeError("the mamba_ssm backend supports float32/float16/bfloat16 inputs, not float64")
+    with torch.autocast("cuda", enabled=False):
+        out, last = MambaSSMScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return (out, last) if return_last_state else out
