@@ -98,6 +98,8 @@ def test_create_model_loads_hf_safetensors(tmp_path):
 def test_create_model_new_head_and_features_only(official_file):
     model = _create(official_file, num_classes=5)
     assert model.get_classifier().out_features == 5
+    gray = _create(official_file, in_chans=1)  # timm adapts the (exempt) first conv
+    assert torch.allclose(gray.stem[0].weight, SD["patch_embed.conv_down.0.weight"].sum(1, keepdim=True))
     feats = timm.create_model(
         "mambavision_small", pretrained=True, features_only=True,
         pretrained_cfg_overlay=dict(file=official_file, num_classes=10),
