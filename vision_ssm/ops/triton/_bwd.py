@@ -27,14 +27,14 @@ def _scan_bwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dp_ptr, z_ptr, bias_ptr, idx_ptr, states_ptr, dout_ptr,
     du_ptr, ddt_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, dB_ptr, dC_ptr,
     L, Dm, NT,
-    su_b, su_c,
-    sd_b, sd_k, sd_c,
-    sB_b, sB_g, sB_n,
-    sC_b, sC_g, sC_n,
-    sz_b, sz_c,
-    so_b, so_c,
-    pB_b, pB_g, pB_j, pB_n,
-    pC_b, pC_g, pC_j, pC_n,
+    su_b, su_c, su_l,
+    sd_b, sd_k, sd_c, sd_l,
+    sB_b, sB_g, sB_n, sB_l,
+    sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_c, sz_l,
+    so_b, so_c, so_l,
+    pB_b, pB_g, pB_j, pB_n, pB_l,
+    pC_b, pC_g, pC_j, pC_n, pC_l,
     DGB, DGC, GPDB, GPDC,
     N: tl.constexpr, NP: tl.constexpr, K: tl.constexpr, BD: tl.constexpr, T: tl.constexpr,
     B_CONST: tl.constexpr, C_CONST: tl.constexpr,
@@ -90,10 +90,11 @@ def _scan_bwd_kernel(
             m2 = cmask[:, None] & tmask[None, :]
             m21 = cmask[:, None] & t1mask[None, :]
             nt_mask = nmask[:, None] & tmask[None, :]
-            u = tl.load(u_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :], mask=m2, other=0.0).to(tl.float32)
+            u = tl.load(u_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :] * su_l, mask=m2, other=0.0)
+            u = u.to(tl.float32)
             doff = pid_b * sd_b + k * sd_k + cs[:, None] * sd_c
-            dtr = tl.load(dt_ptr + doff + pos[None, :], mask=m2, other=0.0).to(tl.float32)
-            dt1 = tl.load(dt_ptr + doff + pos1[None, :], mask=m21, other=0.0).to(tl.float32)
+            dtr = tl.load(dt_ptr + doff + pos[None, :] * sd_l, mask=m2, other=0.0).to(tl.float32)
+            dt1 = tl.load(dt_ptr + doff + pos1[None, :] * sd_l, mask=m21, other=0.0).to(tl.float32)
             if HAS_BIAS:
                 dtr = dtr + bias[:, None]
                 dt1 = dt1 + bias[:, None]
@@ -105,13 +106,13 @@ def _scan_bwd_kernel(
             dt = tl.where(m2, dt, 0.0)
             if not B_CONST:
                 B3 = tl.load(
-                    B_ptr + pid_b * sB_b + gB * sB_g + ns[:, None] * sB_n + pos[None, :], mask=nt_mask, other=0.0
+                    B_ptr + pid_b * sB_b + gB * sB_g + ns[:, None] * sB_n + pos[None, :] * sB_l, mask=nt_mask, other=0.0
                 ).to(tl.float32)[None, :, :]
             if not C_CONST:
                 C3 = tl.load(
-                    C_ptr + pid_b * sC_b + gC * sC_g + ns[:, None] * sC_n + pos[None, :], mask=nt_mask, other=0.0
+                    C_ptr + pid_b * sC_b + gC * sC_g + ns[:, None] * sC_n + pos[None, :] * sC_l, mask=nt_mask, other=0.0
                 ).to(tl.float32)[None, :, :]
-            dout = tl.load(dout_ptr + pid_b * so_b + cs[:, None] * so_c + pos[None, :], mask=m2, other=0.0)
+            dout = tl.load(dout_ptr + pid_b * so_b + cs[:, None] * so_c + pos[None, :] * so_l, mask=m2, other=0.0)
             dout = dout.to(tl.float32)
             # recompute the forward of this tile from the state saved at the end of the previous one
             hprev = tl.load(
@@ -124,14 +125,14 @@ def _scan_bwd_kernel(
             aS, hS = tl.associative_scan((dA, dBu), 2, _combine)
             hs = hS + aS * hprev[:, :, None]
             if HAS_Z:
-                zv = tl.load(z_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :], mask=m2, other=0.0)
+                zv = tl.load(z_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :] * sz_l, mask=m2, other=0.0)
                 zv = zv.to(tl.float32)
                 sig = 1.0 / (1.0 + tl.exp(-zv))
                 y = tl.sum(hs * C3, axis=1)
                 if HAS_D:
                     y = y + Dv[:, None] * u
                 dzv = dout * y * sig * (1.0 + zv * (1.0 - sig))
-                tl.store(dz_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :],
+                tl.store(dz_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :] * sz_l,
                          dzv.to(dz_ptr.dtype.element_ty), mask=m2)
                 dy = dout * zv * sig
             else:
@@ -154,20 +155,20 @@ def _scan_bwd_kernel(
                 dB_acc += tl.sum(qs * (dt * u)[:, None, :], axis=2)
             else:
                 dBt = tl.sum(qs * (dt * u)[:, None, :], axis=0)
-                tl.store(dB_ptr + pid_b * pB_b + gB * pB_g + jB * pB_j + ns[:, None] * pB_n + pos[None, :],
+                tl.store(dB_ptr + pid_b * pB_b + gB * pB_g + jB * pB_j + ns[:, None] * pB_n + pos[None, :] * pB_l,
                          dBt, mask=nt_mask)
             if C_CONST:
                 dC_acc += tl.sum(hs * dy[:, None, :], axis=2)
             else:
                 dCt = tl.sum(hs * dy[:, None, :], axis=0)
-                tl.store(dC_ptr + pid_b * pC_b + gC * pC_g + jC * pC_j + ns[:, None] * pC_n + pos[None, :],
+                tl.store(dC_ptr + pid_b * pC_b + gC * pC_g + jC * pC_j + ns[:, None] * pC_n + pos[None, :] * pC_l,
                          dCt, mask=nt_mask)
             if SOFTPLUS:
                 ddt = ddt / (1.0 + tl.exp(-dtr))
             ddt = tl.where(m2, ddt, 0.0)
             dbias_acc += tl.sum(ddt, axis=1)
-            tl.store(ddt_ptr + doff + pos[None, :], ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
-            duptr = du_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :]
+            tl.store(ddt_ptr + doff + pos[None, :] * sd_l, ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
+            duptr = du_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :] * su_l
             if K > 1:
                 du = du + tl.load(duptr, mask=m2 & (k > 0), other=0.0).to(tl.float32)
             tl.store(duptr, du.to(du_ptr.dtype.element_ty), mask=m2)

@@ -9,7 +9,7 @@ pixel each step visits (``idx[k, t]`` when ``HAS_IDX``), added to what the earli
 the same program wrote there: the K-direction merge happens in-kernel, in a fixed order, so the
 result is deterministic and the K routed copies are never materialised.
 
-Tensor layouts (all strides in elements, the step axis of u/δ/z/out is contiguous):
+Tensor layouts (logical shapes; any strides, passed in elements, so channel-last memory works):
     u ``(Bt, Dm, L)`` shared by the K directions; δ ``(Bt, K, Dm, L)``; B, C variable
     ``(Bt, G, N, L)`` (group ``k*GPD + c // DG``) or constant ``(K*Dm, N)``; A ``(K*Dm, N)``;
     D, delta_bias ``(K*Dm,)``; out ``(Bt, Dm, L)``; states ``(Bt, K*Dm, NT, NP)`` fp32 (state at the
@@ -39,12 +39,12 @@ def _scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dp_ptr, z_ptr, bias_ptr, idx_ptr,
     out_ptr, states_ptr, last_ptr,
     L, Dm, NT,
-    su_b, su_c,
-    sd_b, sd_k, sd_c,
-    sB_b, sB_g, sB_n,
-    sC_b, sC_g, sC_n,
-    sz_b, sz_c,
-    so_b, so_c,
+    su_b, su_c, su_l,
+    sd_b, sd_k, sd_c, sd_l,
+    sB_b, sB_g, sB_n, sB_l,
+    sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_c, sz_l,
+    so_b, so_c, so_l,
     DGB, DGC, GPDB, GPDC,
     N: tl.constexpr, NP: tl.constexpr, K: tl.constexpr, BD: tl.constexpr, T: tl.constexpr,
     B_CONST: tl.constexpr, C_CONST: tl.constexpr,
@@ -85,9 +85,10 @@ def _scan_fwd_kernel(
             else:
                 pos = t
             m2 = cmask[:, None] & tmask[None, :]
-            u = tl.load(u_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :], mask=m2, other=0.0).to(tl.float32)
+            u = tl.load(u_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :] * su_l, mask=m2, other=0.0)
+            u = u.to(tl.float32)
             dt = tl.load(
-                dt_ptr + pid_b * sd_b + k * sd_k + cs[:, None] * sd_c + pos[None, :], mask=m2, other=0.0
+                dt_ptr + pid_b * sd_b + k * sd_k + cs[:, None] * sd_c + pos[None, :] * sd_l, mask=m2, other=0.0
             ).to(tl.float32)
             if HAS_BIAS:
                 dt = dt + bias[:, None]
@@ -97,11 +98,11 @@ def _scan_fwd_kernel(
             nt_mask = nmask[:, None] & tmask[None, :]
             if not B_CONST:
                 B3 = tl.load(
-                    B_ptr + pid_b * sB_b + gB * sB_g + ns[:, None] * sB_n + pos[None, :], mask=nt_mask, other=0.0
+                    B_ptr + pid_b * sB_b + gB * sB_g + ns[:, None] * sB_n + pos[None, :] * sB_l, mask=nt_mask, other=0.0
                 ).to(tl.float32)[None, :, :]
             if not C_CONST:
                 C3 = tl.load(
-                    C_ptr + pid_b * sC_b + gC * sC_g + ns[:, None] * sC_n + pos[None, :], mask=nt_mask, other=0.0
+                    C_ptr + pid_b * sC_b + gC * sC_g + ns[:, None] * sC_n + pos[None, :] * sC_l, mask=nt_mask, other=0.0
                 ).to(tl.float32)[None, :, :]
             dA = tl.exp2(dt[:, None, :] * A2[:, :, None])
             dBu = (dt * u)[:, None, :] * B3
@@ -116,10 +117,10 @@ def _scan_fwd_kernel(
             if HAS_D:
                 y = y + Dv[:, None] * u
             if HAS_Z:
-                zv = tl.load(z_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :], mask=m2, other=0.0)
+                zv = tl.load(z_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :] * sz_l, mask=m2, other=0.0)
                 zv = zv.to(tl.float32)
                 y = y * zv / (1.0 + tl.exp(-zv))
-            optr = out_ptr + pid_b * so_b + cs[:, None] * so_c + pos[None, :]
+            optr = out_ptr + pid_b * so_b + cs[:, None] * so_c + pos[None, :] * so_l
             if K > 1:
                 y = y + tl.load(optr, mask=m2 & (k > 0), other=0.0).to(tl.float32)
             tl.store(optr, y.to(out_ptr.dtype.element_ty), mask=m2)

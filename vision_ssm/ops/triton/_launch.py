@@ -65,12 +65,13 @@ def _pow2_divisor(n: int, cap: int) -> int:
 
 
 def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
-    """Default tiles: about 2048 fp32 (channel, state, step) elements per program and array."""
+    """Default tiles (from a sweep on an H100, bf16, the benchmark shapes): ~1024 fp32
+    (channel, state, step) elements per program and array; T = 64 steps (32 for N > 8)."""
     NP = triton.next_power_of_2(N)
-    T = 128 if NP <= 2 else (64 if NP <= 32 else 32)
+    T = 64 if NP <= 8 else 32
     T = int(_OVERRIDE.get("T", min(T, max(16, triton.next_power_of_2(L)))))
-    bd_f = int(_OVERRIDE.get("BD_fwd", max(1, min(64, 2048 // (NP * T)))))
-    bd_b = int(_OVERRIDE.get("BD_bwd", max(1, bd_f // 2)))
+    bd_f = int(_OVERRIDE.get("BD_fwd", max(1, min(64, 1024 // (NP * T)))))
+    bd_b = int(_OVERRIDE.get("BD_bwd", max(1, bd_f // 2) if NP <= 2 else bd_f))
     if group_size is not None:  # a program's channels must share one B/C group
         bd_f = _pow2_divisor(group_size, bd_f)
         bd_b = _pow2_divisor(group_size, bd_b)
@@ -88,13 +89,13 @@ def check_device(t: Tensor) -> None:
     )
 
 
-def _bc_layout(M: Tensor, K: int, Dm: int) -> tuple[bool, tuple[int, int, int], int, int]:
-    """(constant?, (batch, group, state) strides, channels per group, groups per direction)."""
+def _bc_layout(M: Tensor, K: int, Dm: int) -> tuple[bool, tuple[int, ...], int, int]:
+    """(constant?, (batch, group, state, step) strides, channels per group, groups per direction)."""
     if M.dim() == 2:
-        return True, (0, 0, 0), 1, 1
+        return True, (0, 0, 0, 0), 1, 1
     G = M.shape[1]
     gpd = G // K
-    return False, (M.stride(0), M.stride(1), M.stride(2)), Dm // gpd, gpd
+    return False, tuple(M.stride()), Dm // gpd, gpd
 
 
 def _group_size(B: Tensor, C: Tensor, K: int, Dm: int) -> int | None:
@@ -111,15 +112,18 @@ def _common(u, delta, A, B, C, z):
     NT = triton.cdiv(L, cfg.T)
     b_const, sB, dgb, gpdb = _bc_layout(B, K, Dm)
     c_const, sC, dgc, gpdc = _bc_layout(C, K, Dm)
-    sz = (z.stride(0), z.stride(1)) if z is not None else (0, 0)
+    sz = tuple(z.stride()) if z is not None else (0, 0, 0)
     return Bt, Dm, L, K, N, NP, cfg, NT, (b_const, sB, dgb, gpdb), (c_const, sC, dgc, gpdc), sz
 
 
 def scan_forward(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
-    delta_bias: Tensor | None, softplus: bool, idx: Tensor | None, save_states: bool,
+    delta_bias: Tensor | None, softplus: bool, idx: Tensor | None, save_states: bool, out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Launch the forward kernel on canonical, last-dim-contiguous inputs.
+    """Launch the forward kernel on canonical inputs (logical shapes above, any strides).
+
+    ``out`` may be given (any strides and float dtype, e.g. an fp32 channel-last buffer that the
+    K directions accumulate into); by default it is ``empty_like(u)``.
 
     Returns:
         ``out`` ``(Bt, Dm, L)`` in ``u``'s dtype, ``last_state`` ``(Bt, K*Dm, N)`` fp32, and the
@@ -127,7 +131,7 @@ def scan_forward(
     """
     check_device(u)
     Bt, Dm, L, K, N, NP, cfg, NT, (bc, sB, dgb, gpdb), (cc, sC, dgc, gpdc), sz = _common(u, delta, A, B, C, z)
-    out = torch.empty_like(u)
+    out = torch.empty_like(u) if out is None else out
     last = torch.empty(Bt, K * Dm, NP, device=u.device, dtype=torch.float32)
     states = torch.empty(Bt, K * Dm, NT, NP, device=u.device, dtype=torch.float32) if save_states else last
     dummy = last
@@ -137,10 +141,7 @@ def scan_forward(
         dummy if delta_bias is None else delta_bias, dummy if idx is None else idx,
         out, states, last,
         L, Dm, NT,
-        u.stride(0), u.stride(1),
-        delta.stride(0), delta.stride(1), delta.stride(2),
-        *sB, *sC, *sz,
-        out.stride(0), out.stride(1),
+        *u.stride(), *delta.stride(), *sB, *sC, *sz, *out.stride(),
         dgb, dgc, gpdb, gpdc,
         N=N, NP=NP, K=K, BD=cfg.BD_fwd, T=cfg.T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
@@ -153,8 +154,12 @@ def scan_forward(
 def scan_backward(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
     delta_bias: Tensor | None, softplus: bool, idx: Tensor | None, states: Tensor, dout: Tensor,
+    du: Tensor | None = None,
 ) -> tuple[Tensor, ...]:
     """Launch the backward kernel and reduce the per-block partials (fixed order: deterministic).
+
+    ``dout`` must have ``u``'s strides (``du`` is written with them, into ``du`` if given, e.g. an
+    fp32 buffer that the K directions accumulate into); ``ddelta`` gets ``delta``'s strides.
 
     Returns:
         ``(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias)``; ``dA``/``dD``/``ddelta_bias`` and
@@ -165,7 +170,9 @@ def scan_backward(
     assert states.shape[2] == NT, "tile size changed between forward and backward"
     dev, f32 = u.device, torch.float32
     BD = cfg.BD_bwd
-    du = torch.empty_like(u)
+    assert dout.stride() == u.stride(), "dout must have the strides of u"
+    du = torch.empty_like(u) if du is None else du
+    assert du.stride() == u.stride(), "du must have the strides of u"
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
     dA = torch.empty(Bt, K * Dm, NP, device=dev, dtype=f32)
@@ -175,12 +182,13 @@ def scan_backward(
     def partial(M: Tensor, const: bool, dg: int) -> Tensor:
         if const:
             return torch.empty(Bt, K * Dm, NP, device=dev, dtype=f32)
-        return torch.empty(Bt, M.shape[1], triton.cdiv(dg, BD), N, L, device=dev, dtype=f32)
+        # (Bt, G, blocks per group, L, N): a step's N partials are contiguous; viewed as (..., N, L)
+        return torch.empty(Bt, M.shape[1], triton.cdiv(dg, BD), L, N, device=dev, dtype=f32).transpose(-1, -2)
 
     dBp = partial(B, bc, dgb)
     dCp = partial(C, cc, dgc)
-    pB = (0, 0, 0, 0) if bc else dBp.stride()[:4]
-    pC = (0, 0, 0, 0) if cc else dCp.stride()[:4]
+    pB = (0, 0, 0, 0, 0) if bc else dBp.stride()
+    pC = (0, 0, 0, 0, 0) if cc else dCp.stride()
     grid = (Bt, triton.cdiv(Dm, BD))
     _scan_bwd_kernel[grid](
         u, delta, A, B, C, dA if D is None else D, dA if z is None else z,
@@ -188,10 +196,7 @@ def scan_backward(
         du, ddelta, dA if dz is None else dz, dA, dA if dD is None else dD, dA if dbias is None else dbias,
         dBp, dCp,
         L, Dm, NT,
-        u.stride(0), u.stride(1),
-        delta.stride(0), delta.stride(1), delta.stride(2),
-        *sB, *sC, *sz,
-        dout.stride(0), dout.stride(1),
+        *u.stride(), *delta.stride(), *sB, *sC, *sz, *dout.stride(),
         *pB, *pC,
         dgb, dgc, gpdb, gpdc,
         N=N, NP=NP, K=K, BD=BD, T=cfg.T,

@@ -34,7 +34,7 @@ class _ScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, idx):
         need_grad = any(ctx.needs_input_grad[:8])
-        u, delta, B, C, z = _c(u), delta.contiguous(), _c(B), _c(C), _c(z)
+        u, delta, B, C, z = u.contiguous(), delta.contiguous(), _c(B), _c(C), _c(z)
         A = A.contiguous()
         out, last, states = scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, idx, states)
@@ -50,6 +50,47 @@ class _ScanFn(torch.autograd.Function):
         )
         return (du, ddelta, _cast(dA, A), _cast(dB, B), _cast(dC, C), _cast(dD, D), dz,
                 _cast(dbias, delta_bias), None, None)
+
+
+def _channels_last(t: Tensor, dim: int) -> Tensor:
+    """``t`` with the same logical shape but its memory ordered with ``dim`` (channels) fastest."""
+    return t.movedim(dim, -1).contiguous().movedim(-1, dim)
+
+
+class _SS2DFn(torch.autograd.Function):
+    """Fused SS2D core. Works channel-last: every step of every direction then reads one
+    contiguous run of channels, whatever the pixel order (column-wise directions stay coalesced);
+    the K directions accumulate the merged output (and ``dx``) in an fp32 buffer."""
+
+    @staticmethod
+    def forward(ctx, x, delta, A, B, C, D, delta_bias, softplus, idx):
+        Bt, Dm, L = x.shape
+        x_cl = _channels_last(x, 1)
+        d_cl = _channels_last(delta, 2)
+        B_cl, C_cl = _channels_last(B, 2), _channels_last(C, 2)  # (Bt, K, N, L) with N fastest
+        A = A.contiguous()
+        acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
+        need_grad = any(ctx.needs_input_grad[:7])
+        acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
+        ctx.save_for_backward(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, idx, states)
+        ctx.softplus = softplus
+        ctx.x_dtype = x.dtype
+        ctx.delta_layout_kept = d_cl.data_ptr() == delta.data_ptr()
+        return acc.to(x.dtype, memory_format=torch.contiguous_format)
+
+    @staticmethod
+    def backward(ctx, dout):
+        x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, idx, states = ctx.saved_tensors
+        dx = torch.empty_like(x_cl, dtype=torch.float32)
+        dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
+            x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, ctx.softplus, idx, states,
+            _channels_last(dout.to(ctx.x_dtype), 1), dx,
+        )
+        dx = dx.to(ctx.x_dtype, memory_format=torch.contiguous_format)
+        if not ctx.delta_layout_kept:
+            ddelta = ddelta.contiguous()
+        return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias),
+                None, None)
 
 
 # Per DirectionSet and device: the (K, L) step -> pixel index as int32 (DirectionSets are cached).
@@ -117,8 +158,9 @@ def ss2d_scan_triton(
 
     Same contract as :func:`vision_ssm.ops.ss2d_scan`: every tensor is in the pixel domain; each
     program reads ``x``/``delta``/``B``/``C`` at the pixels its direction visits
-    (``dirs.index``) and adds its output to ``out`` at those pixels, so the K routed copies are
-    never materialised.
+    (``dirs.index``) and adds its output to the merged output at those pixels, so the K routed
+    copies are never materialised. Inputs are brought to channel-last memory first (a no-op if
+    they already are), so that every direction's steps read contiguous channel runs.
 
     Args:
         x: ``(Bt, D, L)``.
@@ -142,5 +184,4 @@ def ss2d_scan_triton(
             raise ValueError(f"ss2d_scan: {name} must be (B, K, N, L)={(Bt, K, N, L)}, got {tuple(M.shape)}")
     if tuple(A.shape) != (K * Dm, N):
         raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
-    out, _ = _ScanFn.apply(x, delta, A, B, C, D, None, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device))
-    return out
+    return _SS2DFn.apply(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device))

@@ -1,0 +1,133 @@
+"""GPU model throughput: vision_ssm models (triton backend by default) next to timm's convnext_tiny.
+
+Run on a CUDA machine::
+
+    python benchmarks/gpu_models.py                               # default models, triton backend
+    python benchmarks/gpu_models.py --backends triton,mamba_ssm   # also with mamba-ssm's kernel
+    python benchmarks/gpu_models.py --json out.json
+
+For every model: inference throughput (batch 128, ``torch.inference_mode``), training throughput
+(batch 64: forward, cross-entropy, backward, AdamW step) and training peak memory, at 224×224
+with bf16 autocast, channels-first fp32 weights. Random inputs and labels; no weights are loaded.
+Each number is the median over timed windows after warm-up (CUDA events).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_MODELS = "vmamba_tiny_s1l8,vmamba_tiny,mambavision_tiny,convnext_tiny"
+
+
+def _median_ms(step, warmup: int, iters: int, windows: int = 3) -> float:
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(windows):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            step()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / iters)
+    return statistics.median(times)
+
+
+def _infer_ms(model, bs: int, img: int, warmup: int, iters: int) -> float:
+    model.eval()
+    x = torch.randn(bs, 3, img, img, device="cuda")
+
+    def step():
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            model(x)
+
+    return _median_ms(step, warmup, iters)
+
+
+def _train_ms(model, bs: int, img: int, warmup: int, iters: int) -> float:
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(bs, 3, img, img, device="cuda")
+    y = torch.randint(0, 1000, (bs,), device="cuda")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    return _median_ms(step, warmup, iters)
+
+
+def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, iters: int) -> dict:
+    import timm
+
+    import vision_ssm  # noqa: F401  (registers the models)
+
+    model = timm.create_model(name, pretrained=False, num_classes=1000).cuda()
+    row: dict = {"model": name, "params_M": sum(p.numel() for p in model.parameters()) / 1e6}
+    row["infer_img_s"] = infer_bs / _infer_ms(model, infer_bs, img, warmup, iters) * 1e3
+    torch.cuda.empty_cache()
+    row["train_img_s"] = train_bs / _train_ms(model, train_bs, img, warmup, iters) * 1e3
+    row["train_peak_GB"] = torch.cuda.max_memory_allocated() / 1e9
+    del model
+    torch.cuda.empty_cache()
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default=DEFAULT_MODELS)
+    p.add_argument("--backends", default="triton", help="selective-scan backends for vision_ssm models")
+    p.add_argument("--infer-bs", type=int, default=128)
+    p.add_argument("--train-bs", type=int, default=64)
+    p.add_argument("--img", type=int, default=224)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    import timm
+
+    from vision_ssm.ops import use_backend
+
+    torch.backends.cudnn.benchmark = True
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, timm {timm.__version__}; "
+          f"bf16 autocast, {a.img}px, inference bs{a.infer_bs}, training bs{a.train_bs}")
+    rows = []
+    for name in a.models.split(","):
+        ours = not name.startswith("convnext")
+        for backend in (a.backends.split(",") if ours else ["-"]):
+            ctx = use_backend(backend) if ours else contextlib.nullcontext()
+            try:
+                with ctx:
+                    row = bench_model(name, a.infer_bs, a.train_bs, a.img, a.warmup, a.iters)
+            except Exception as e:  # unregistered model, missing backend, OOM: report and go on
+                print(f"{name} [{backend}]: {type(e).__name__}: {str(e)[:200]}")
+                torch.cuda.empty_cache()
+                continue
+            row["backend"] = backend
+            rows.append(row)
+            print(f"{name:20s} {backend:10s} params {row['params_M']:6.1f}M | "
+                  f"inference {row['infer_img_s']:7.0f} img/s"
+                  f" | training {row['train_img_s']:6.0f} img/s | train peak {row['train_peak_GB']:5.2f} GB",
+                  flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
