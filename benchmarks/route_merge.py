@@ -4,12 +4,13 @@ Default setting: a VMamba stage-1 map, B=8, D=192, 56×56, fp32. Three compariso
 
 - ``sweep-4``: :func:`vision_ssm.ops.route`/:func:`~vision_ssm.ops.merge` versus VMamba v0's inline
   ``torch.stack([x, x^T]) / torch.flip`` cross-scan and its ``flip + transpose`` cross-merge;
-- ``hilbert-8``: versus MambaAD's ``forward_core`` style (transpose / rot90 the map, gather by the
-  curve, stack, flip; then scatter back, un-rotate and sum);
+- ``hilbert-8``: versus MambaAD's ``forward_core`` style (transpose / rot90 the map, ``scatter_`` by
+  the curve's inverse, stack, flip; then flip back, ``scatter_`` by the curve, un-rotate and sum);
 - the same two with channel-last (``(B, H, W, D)``) input and output.
 
 Each line reports the median wall time of route and of merge (forward only) and of route+merge
-forward+backward, for ours and for the naive code, and the ratio naive / ours (> 1: ours is faster).
+forward+backward, for ours and for the naive code (run alternately), and the ratio naive / ours
+(> 1: ours is faster).
 Outputs are checked to be equal before timing.
 
 Usage::
@@ -22,6 +23,7 @@ import argparse
 import os
 import statistics
 import time
+from functools import partial
 
 import torch
 
@@ -49,33 +51,45 @@ def _oriented(x: torch.Tensor) -> list[torch.Tensor]:
     return [x, x.transpose(2, 3), t, t.transpose(2, 3)]
 
 
-def naive_mambaad_scan(x: torch.Tensor, order: torch.Tensor, order_t: torch.Tensor) -> torch.Tensor:
-    """MambaAD-style 8 directions: orient, gather by the curve, stack, flip. (B, D, H, W) -> (B, 8, D, L)."""
+def _encode(t: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    """MambaAD ``encode`` (blocks.md §2.1): ``zeros.scatter_(2, index_flat_inv, img)``; (B, D, L) -> (B, D, L)."""
+    return torch.zeros_like(t).scatter_(2, inv.expand(t.shape), t)
+
+
+def _decode(t: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """MambaAD ``decode``: ``zeros.scatter_(2, index_flat, seq)``."""
+    return torch.zeros_like(t).scatter_(2, order.expand(t.shape), t)
+
+
+def naive_mambaad_scan(x: torch.Tensor, inv: torch.Tensor, inv_t: torch.Tensor) -> torch.Tensor:
+    """MambaAD-style 8 directions: orient, encode by the curve, stack, flip. (B, D, H, W) -> (B, 8, D, L)."""
     B, D, H, W = x.shape
-    orders = [order, order_t, order_t, order]  # curve on the (H, W) or (W, H) oriented grid
-    xs = torch.stack([o.reshape(B, D, H * W)[:, :, idx] for o, idx in zip(_oriented(x), orders)], dim=1)
+    invs = [inv, inv_t, inv_t, inv]  # curve on the (H, W) or (W, H) oriented grid
+    xs = torch.stack([_encode(o.reshape(B, D, H * W), i) for o, i in zip(_oriented(x), invs)], dim=1)
     return torch.cat([xs, torch.flip(xs, dims=[-1])], dim=1)
 
 
-def naive_mambaad_merge(y: torch.Tensor, H: int, W: int, inv: torch.Tensor, inv_t: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`naive_mambaad_scan`, summed: flip back, un-gather, un-orient. -> (B, D, H, W)."""
+def naive_mambaad_merge(y: torch.Tensor, H: int, W: int, order: torch.Tensor, order_t: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`naive_mambaad_scan`, summed: flip back, decode, un-orient. -> (B, D, H, W)."""
     B, _, D, L = y.shape
     y = y[:, :4] + torch.flip(y[:, 4:], dims=[-1])
-    s0 = y[:, 0][:, :, inv].view(B, D, H, W)
-    s1 = y[:, 1][:, :, inv_t].view(B, D, W, H).transpose(2, 3)
-    s2 = torch.rot90(y[:, 2][:, :, inv_t].view(B, D, W, H), 3, (2, 3))
-    s3 = torch.rot90(y[:, 3][:, :, inv].view(B, D, H, W).transpose(2, 3), 3, (2, 3))
+    s0 = _decode(y[:, 0], order).view(B, D, H, W)
+    s1 = _decode(y[:, 1], order_t).view(B, D, W, H).transpose(2, 3)
+    s2 = torch.rot90(_decode(y[:, 2], order_t).view(B, D, W, H), 3, (2, 3))
+    s3 = torch.rot90(_decode(y[:, 3], order).view(B, D, H, W).transpose(2, 3), 3, (2, 3))
     return s0 + s1 + s2 + s3
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
+def _median_ms_pair(fa, fb, repeats: int) -> tuple[float, float]:
+    """Median wall times of ``fa`` and ``fb``, run alternately so that load changes hit both alike."""
+    fa(), fb()
+    ta, tb = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for fn, acc in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ta), 1e3 * statistics.median(tb)
 
 
 def _fwd_bwd(scan, merge_fn, x: torch.Tensor):
@@ -109,13 +123,13 @@ def main() -> None:
     d4 = get_directions("sweep", H, W, 4)
     d8 = get_directions("hilbert", H, W, 8)
     cases.append(("sweep-4 BCHW", x, d4, False, naive_cross_scan, lambda y: naive_cross_merge(y, H, W)))
-    cases.append(("hilbert-8 BCHW", x, d8, False, lambda t: naive_mambaad_scan(t, order, order_t),
-                  lambda y: naive_mambaad_merge(y, H, W, inv, inv_t)))
+    cases.append(("hilbert-8 BCHW", x, d8, False, lambda t: naive_mambaad_scan(t, inv, inv_t),
+                  lambda y: naive_mambaad_merge(y, H, W, order, order_t)))
     cases.append(("sweep-4 BHWC", xl, d4, True, lambda t: naive_cross_scan(t.permute(0, 3, 1, 2)),
                   lambda y: naive_cross_merge(y, H, W).permute(0, 2, 3, 1).contiguous()))
     cases.append(("hilbert-8 BHWC", xl, d8, True,
-                  lambda t: naive_mambaad_scan(t.permute(0, 3, 1, 2), order, order_t),
-                  lambda y: naive_mambaad_merge(y, H, W, inv, inv_t).permute(0, 2, 3, 1).contiguous()))
+                  lambda t: naive_mambaad_scan(t.permute(0, 3, 1, 2), inv, inv_t),
+                  lambda y: naive_mambaad_merge(y, H, W, order, order_t).permute(0, 2, 3, 1).contiguous()))
 
     hdr = f"{'case':16s} {'':5s} {'route ms':>9s} {'merge ms':>9s} {'fwd+bwd ms':>11s}"
     print(hdr)
@@ -126,11 +140,11 @@ def main() -> None:
         ny = n_scan(inp)
         assert torch.equal(ys, ny), name
         torch.testing.assert_close(ours_merge(ys), n_merge(ny), rtol=1e-6, atol=1e-5)
-        res = {}
-        for who, s, m in (("ours", ours_scan, ours_merge), ("naive", n_scan, n_merge)):
-            res[who] = (_median_ms(lambda s=s, i=inp: s(i), args.repeats),
-                        _median_ms(lambda m=m, y=ys: m(y), args.repeats),
-                        _median_ms(_fwd_bwd(s, m, inp), max(3, args.repeats // 2)))
+        r_route = _median_ms_pair(partial(ours_scan, inp), partial(n_scan, inp), args.repeats)
+        r_merge = _median_ms_pair(partial(ours_merge, ys), partial(n_merge, ys), args.repeats)
+        r_both = _median_ms_pair(_fwd_bwd(ours_scan, ours_merge, inp), _fwd_bwd(n_scan, n_merge, inp),
+                                 max(3, args.repeats // 2))
+        res = {who: (r_route[i], r_merge[i], r_both[i]) for i, who in enumerate(("ours", "naive"))}
         for who in ("ours", "naive"):
             r = res[who]
             print(f"{name:16s} {who:5s} {r[0]:9.1f} {r[1]:9.1f} {r[2]:11.1f}")
