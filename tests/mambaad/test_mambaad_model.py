@@ -1,12 +1,17 @@
 """The MambaAD model: registration, parameter counts, the (enc, dec) contract, the frozen encoder, sizes."""
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 import timm
 import torch
+from safetensors import safe_open
 
 import vision_ssm  # noqa: F401  (registers the models)
 from vision_ssm.models.mambaad import MambaAD, MambaUPNet, mambaad_anomaly_map
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -43,6 +48,12 @@ def test_default_config_parameter_counts_and_layout():
         if i:
             assert shapes[f"net_s.layers_up.{i}.upsample.expand.weight"] == (4 * c, 2 * c)
     assert not any(k.startswith("net_t.layer4") or k.startswith("net_t.fc") for k in sd)
+    # the decoder's keys are exactly upstream's (MambaAD naming; the fixture has the same depths, smaller dims)
+    with safe_open(FIXTURES / "mambaad_decoder_mambaad.safetensors", "pt") as f:
+        upstream = {k[len("state_dict."):] for k in f.keys() if k.startswith("state_dict.")}
+    assert {k[len("net_s."):] for k in sd if k.startswith("net_s.")} == upstream
+    assert {k[len("net_t."):] for k in sd if k.startswith("net_t.")} == set(
+        timm.create_model("resnet34", features_only=True, out_indices=(1, 2, 3), pretrained=False).state_dict())
     # layer 2 (depth 6) has two LSS modules of three HSS blocks
     assert "net_s.layers_up.2.blocks.1.smm_blocks.2.ln_1.weight" in sd
     assert "net_s.layers_up.2.blocks.2.finalconv11.weight" not in sd
@@ -97,10 +108,10 @@ def test_encoder_features_are_timm_features_only_layers(tiny):
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("scan,size", [("hilbert", (96, 64)), ("zigzag", (64, 128))])
-def test_other_sizes_and_scans(scan, size):
+@pytest.mark.parametrize("scan,k,size", [("hilbert", 8, (96, 64)), ("zigzag", 2, (64, 128))])
+def test_other_sizes_and_scans(scan, k, size):
     torch.manual_seed(0)
-    m = timm.create_model("test_mambaad", scan=scan, store_scan_index=False).eval()
+    m = timm.create_model("test_mambaad", scan=scan, num_directions=k, store_scan_index=False).eval()
     with torch.no_grad():
         enc, dec = m(torch.randn(1, 3, *size))
     assert [e.shape for e in enc] == [d.shape for d in dec]

@@ -46,8 +46,8 @@ __all__ = [
 
 
 def mambaad_loss(enc: Sequence[Tensor], dec: Sequence[Tensor], weight: float = 5.0) -> Tensor:
-    """MambaAD's training loss (ADer ``L2Loss``, λ = 5): ``Σ_i weight · mean((enc_i − dec_i)²)``."""
-    return sum(weight * F.mse_loss(d, e) for e, d in zip(enc, dec))
+    """MambaAD's training loss (ADer ``L2Loss``, λ = 5): ``Σ_i weight · mean((enc_i − dec_i)²)``, in fp32."""
+    return sum(weight * F.mse_loss(d.float(), e.float()) for e, d in zip(enc, dec))
 
 
 def _reflect_index(n: int, radius: int, device) -> Tensor:
