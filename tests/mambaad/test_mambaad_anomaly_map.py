@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from vision_ssm.models.mambaad import (
@@ -73,3 +75,13 @@ def test_loss_is_five_times_mse_summed_over_scales():
     ref = sum(5.0 * np.mean((e.double().numpy() - d.double().numpy()) ** 2) for e, d in zip(enc, dec))
     np.testing.assert_allclose(mambaad_loss(enc, dec).item(), ref, rtol=1e-6)
     np.testing.assert_allclose(mambaad_loss(enc, dec, weight=1.0).item(), ref / 5, rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(1, 40), w=st.integers(1, 40), sigma=st.floats(0.3, 6.0), truncate=st.sampled_from([2.0, 4.0]),
+)
+def test_gaussian_filter_property_matches_scipy(h, w, sigma, truncate):
+    x = torch.rand(2, h, w, generator=torch.Generator().manual_seed(h * 41 + w), dtype=torch.float64)
+    ref = np.stack([ndimage.gaussian_filter(a, sigma=sigma, truncate=truncate) for a in x.numpy()])
+    np.testing.assert_allclose(gaussian_filter2d(x, sigma, truncate).numpy(), ref, rtol=1e-12, atol=1e-12)
