@@ -3,7 +3,8 @@
 
 Model tiers (to keep CI on 2 CPU cores fast):
 
-- ``FULL``: every check — the ``test_*`` CI models and the tiny configs of each family.
+- ``FULL``: every check — the ``test_*`` CI models (one per family).
+- ``TINY``: the tiny configs of each family: forward, classifier contract and ``features_only``.
 - everything else registered by vision_ssm: default-cfg metadata checks, without running the model
   (their parameter counts and fixture outputs are tested by each family's own tests).
 """
@@ -13,6 +14,7 @@ import math
 
 import pytest
 import timm
+import timm.optim
 import torch
 from timm.models import model_entrypoint
 
@@ -24,8 +26,9 @@ def _our_models() -> list[str]:
 
 
 ALL = _our_models()
-# Models that get every check (CPU, small inputs).
-FULL = [n for n in ALL if n.startswith("test_") or n in {"vmamba_tiny_s1l8", "vmamba_tiny", "mambavision_tiny"}]
+# Models that get every check (CPU, small inputs), and the tiny configs that get the main ones.
+FULL = [n for n in ALL if n.startswith("test_")]
+TINY = [n for n in ALL if n in {"vmamba_tiny_s1l8", "vmamba_tiny", "mambavision_tiny"}]
 SIZE = 64  # input side for the run-time checks
 
 
@@ -58,7 +61,7 @@ def test_default_cfg_metadata(name):
         assert d.get("classifier"), f"{name}: classifier missing in cfg"
 
 
-@pytest.mark.parametrize("name", FULL)
+@pytest.mark.parametrize("name", FULL + TINY)
 def test_forward_and_grad_checkpointing(name):
     model = _create(name).eval()
     x = _x()
@@ -107,7 +110,7 @@ def _create_meta(name):
         return _create(name)
 
 
-@pytest.mark.parametrize("name", FULL)
+@pytest.mark.parametrize("name", FULL + TINY)
 def test_classifier_contract(name):
     model = _create(name).eval()
     if not _is_classifier(model):
@@ -155,8 +158,9 @@ def test_weight_decay_and_param_groups(name):
     assert n_opt == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("name", FULL)
-@pytest.mark.parametrize("feature_cls", [None, "getter"])
+@pytest.mark.parametrize(
+    "name,feature_cls", [(n, c) for n in FULL for c in (None, "getter")] + [(n, None) for n in TINY]
+)
 def test_features_only(name, feature_cls):
     if not _is_classifier(_create_meta(name)):
         pytest.skip(f"{name} is not a backbone")
