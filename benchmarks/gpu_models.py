@@ -80,10 +80,11 @@ def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, 
 
     model = timm.create_model(name, pretrained=False, num_classes=1000).cuda()
     row: dict = {"model": name, "params_M": sum(p.numel() for p in model.parameters()) / 1e6}
-    row["infer_img_s"] = infer_bs / _infer_ms(model, infer_bs, img, warmup, iters) * 1e3
-    torch.cuda.empty_cache()
+    # training first: tensors cached under inference_mode must not leak into autograd
     row["train_img_s"] = train_bs / _train_ms(model, train_bs, img, warmup, iters) * 1e3
     row["train_peak_GB"] = torch.cuda.max_memory_allocated() / 1e9
+    torch.cuda.empty_cache()
+    row["infer_img_s"] = infer_bs / _infer_ms(model, infer_bs, img, warmup, iters) * 1e3
     del model
     torch.cuda.empty_cache()
     return row

@@ -235,6 +235,34 @@ def sweep_shape(Bt, K, Dm, L, N, dtype) -> list[dict]:
     return out
 
 
+def sweep_ss2d_shape(Bt, K, Dm, L, N, dtype) -> list[dict]:
+    from vision_ssm.ops import get_directions, ss2d_scan
+    from vision_ssm.ops.triton._launch import config_override
+
+    H = W = int(math.isqrt(L))
+    dirs = get_directions("sweep", H, W, K, "cuda")
+    inp = make_inputs(Bt, K, Dm, L, N, dtype)
+    args = [inp[k] for k in ("x", "delta", "A", "B", "C", "D", "bias")]
+
+    def fn():
+        return ss2d_scan(*args, dirs, True, backend="triton")
+
+    out = []
+    grid = [(T, bd, nw) for T in (32, 64) for bd in (8, 16, 32) for nw in (1, 2, 4)] if N <= 2 else \
+        [(T, bd, nw) for T in (16, 32) for bd in (2, 4, 8) for nw in (1, 2, 4)]
+    for T, bd, nw in grid:
+        with config_override(T=T, BD_fwd=bd, BD_bwd=bd if N > 2 else max(1, bd // 2), num_warps=nw):
+            try:
+                f = bench(fn, False, [])
+                fb = bench(fn, True, args)
+            except Exception as e:
+                print("sweep-ss2d fail", T, bd, nw, type(e).__name__, str(e)[:100])
+                continue
+        out.append({"shape": (Bt, K * Dm, L, N), "T": T, "BD": bd, "nw": nw, "fwd": f, "fwdbwd": fb})
+        print(f"sweep-ss2d {(Bt, K * Dm, L, N)} T={T} BD={bd} nw={nw}: fwd {f:.3f} f+b {fb:.3f}", flush=True)
+    return out
+
+
 def sweep(dtype, results):
     """Time the triton scan over tile shapes (T, BD_fwd, BD_bwd = BD_fwd/2, num_warps) for each shape."""
     results["sweep"] = [r for shape in SHAPES for r in sweep_shape(*shape, dtype)]
@@ -244,6 +272,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--sweep", action="store_true", help="also sweep triton tile shapes")
+    p.add_argument("--sweep-ss2d", default="", help="comma list of shape indices to sweep the fused SS2D tiles on")
     p.add_argument("--only", default="scan,ss2d", help="comma list of tables: scan, ss2d")
     p.add_argument("--json", default=None, help="write all numbers to this file")
     a = p.parse_args()
@@ -258,6 +287,8 @@ def main():
           f"mamba-ssm {'yes' if mamba_scan_fn() else 'no'}; copy bandwidth {bw / 1e9:.0f} GB/s")
     if a.sweep:
         sweep(dtype, results)
+    if a.sweep_ss2d:
+        results["sweep_ss2d"] = [r for i in a.sweep_ss2d.split(",") for r in sweep_ss2d_shape(*SHAPES[int(i)], dtype)]
     only = a.only.split(",")
     if "scan" in only:
         scan_table(dtype, bw, results)

@@ -22,6 +22,11 @@ def _c(t: Tensor | None) -> Tensor | None:
     return t.contiguous()
 
 
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether the backward can run (then the forward saves its tile-end states)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _cast(g: Tensor | None, like: Tensor | None) -> Tensor | None:
     if g is None or like is None:
         return None
@@ -32,24 +37,23 @@ class _ScanFn(torch.autograd.Function):
     """Selective scan over ``K`` directions (``K = 1``: plain 1-D scan), see ``_launch``."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, idx):
-        need_grad = any(ctx.needs_input_grad[:8])
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad):
         u, delta, B, C, z = u.contiguous(), delta.contiguous(), _c(B), _c(C), _c(z)
         A = A.contiguous()
         out, last, states = scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, idx, states)
-        ctx.softplus = softplus
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
+        ctx.softplus, ctx.idx = softplus, idx
         ctx.mark_non_differentiable(last)
         return out, last
 
     @staticmethod
     def backward(ctx, dout, _dlast):
-        u, delta, A, B, C, D, z, delta_bias, idx, states = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         du, ddelta, dA, dB, dC, dD, dz, dbias = scan_backward(
-            u, delta, A, B, C, D, z, delta_bias, ctx.softplus, idx, states, dout.contiguous()
+            u, delta, A, B, C, D, z, delta_bias, ctx.softplus, ctx.idx, states, dout.contiguous()
         )
         return (du, ddelta, _cast(dA, A), _cast(dB, B), _cast(dC, C), _cast(dD, D), dz,
-                _cast(dbias, delta_bias), None, None)
+                _cast(dbias, delta_bias), None, None, None)
 
 
 def _channels_last(t: Tensor, dim: int) -> Tensor:
@@ -63,34 +67,33 @@ class _SS2DFn(torch.autograd.Function):
     the K directions accumulate the merged output (and ``dx``) in an fp32 buffer."""
 
     @staticmethod
-    def forward(ctx, x, delta, A, B, C, D, delta_bias, softplus, idx):
+    def forward(ctx, x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad):
         Bt, Dm, L = x.shape
         x_cl = _channels_last(x, 1)
         d_cl = _channels_last(delta, 2)
         B_cl, C_cl = _channels_last(B, 2), _channels_last(C, 2)  # (Bt, K, N, L) with N fastest
         A = A.contiguous()
         acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
-        need_grad = any(ctx.needs_input_grad[:7])
         acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
-        ctx.save_for_backward(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, idx, states)
-        ctx.softplus = softplus
+        ctx.save_for_backward(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states)
+        ctx.softplus, ctx.idx = softplus, idx
         ctx.x_dtype = x.dtype
         ctx.delta_layout_kept = d_cl.data_ptr() == delta.data_ptr()
         return acc.to(x.dtype, memory_format=torch.contiguous_format)
 
     @staticmethod
     def backward(ctx, dout):
-        x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, idx, states = ctx.saved_tensors
+        x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states = ctx.saved_tensors
         dx = torch.empty_like(x_cl, dtype=torch.float32)
         dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
-            x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, ctx.softplus, idx, states,
+            x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, ctx.softplus, ctx.idx, states,
             _channels_last(dout.to(ctx.x_dtype), 1), dx,
         )
         dx = dx.to(ctx.x_dtype, memory_format=torch.contiguous_format)
         if not ctx.delta_layout_kept:
             ddelta = ddelta.contiguous()
         return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias),
-                None, None)
+                None, None, None)
 
 
 # Per DirectionSet and device: the (K, L) step -> pixel index as int32 (DirectionSets are cached).
@@ -101,7 +104,8 @@ def _index_i32(dirs: DirectionSet, device: torch.device) -> Tensor:
     per_dev = _INDEX_CACHE.setdefault(dirs, {})
     idx = per_dev.get(device)
     if idx is None:
-        idx = dirs.index.to(device=device, dtype=torch.int32).contiguous()
+        with torch.inference_mode(False):  # a normal tensor even if first built under inference_mode
+            idx = dirs.index.to(device=device, dtype=torch.int32).clone()
         per_dev[device] = idx
     return idx
 
@@ -139,7 +143,8 @@ def selective_scan_triton(
         B = B.unsqueeze(1)
     if C.dim() == 3:
         C = C.unsqueeze(1)
-    out, last = _ScanFn.apply(u, delta.unsqueeze(1), A, B, C, D, z, delta_bias, bool(delta_softplus), None)
+    need = _needs_grad(u, delta, A, B, C, D, z, delta_bias)
+    out, last = _ScanFn.apply(u, delta.unsqueeze(1), A, B, C, D, z, delta_bias, bool(delta_softplus), None, need)
     return (out, last) if return_last_state else out
 
 
@@ -184,4 +189,5 @@ def ss2d_scan_triton(
             raise ValueError(f"ss2d_scan: {name} must be (B, K, N, L)={(Bt, K, N, L)}, got {tuple(M.shape)}")
     if tuple(A.shape) != (K * Dm, N):
         raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
-    return _SS2DFn.apply(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device))
+    need = _needs_grad(x, delta, A, B, C, D, delta_bias)
+    return _SS2DFn.apply(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device), need)
