@@ -133,3 +133,20 @@ def test_shape_errors():
         route(torch.zeros(2, 16), dirs)
     with pytest.raises(TypeError, match="DirectionSet"):
         route(torch.zeros(1, 2, 4, 4), "sweep")
+
+
+def test_torch_compile_fullgraph():
+    """route/merge trace into one graph (dynamo + AOT autograd; the CPU-only 'aot_eager' backend)."""
+    dirs = get_directions("hilbert", 6, 7, 8)
+
+    def f(x):
+        return (merge(route(x, dirs) * 2.0, dirs) ** 2).sum()
+
+    x = torch.randn(2, 3, 6, 7, requires_grad=True)
+    out = torch.compile(f, backend="aot_eager", fullgraph=True)(x)
+    (g,) = torch.autograd.grad(out, x)
+    x2 = x.detach().requires_grad_(True)
+    ref = f(x2)
+    ref.backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(g, x2.grad)
