@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from vision_ssm.layers import SS2D
-from vision_ssm.ops import available_backends, selective_scan_reference, use_backend
+from vision_ssm.ops import available_backends, get_directions, selective_scan_reference, use_backend
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -192,3 +192,15 @@ def test_hybrid_scan_k8_trains(scan):
     y.square().mean().backward()
     assert y.shape == (2, 8, 8, 8)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_fixed_direction_set_equals_named_family():
+    torch.manual_seed(0)
+    named = SS2D(8, d_state=4, scan="snake", directions=4).eval()
+    fixed = SS2D(8, d_state=4, directions=get_directions("snake", 5, 6, 4)).eval()
+    fixed.load_state_dict(named.state_dict())
+    x = torch.randn(1, 5, 6, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(fixed(x), named(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="5x6"):
+        fixed(torch.randn(1, 6, 5, 8))

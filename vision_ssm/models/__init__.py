@@ -2,5 +2,5 @@
 from . import mambaad  # noqa: F401  (registers mambaad_* with timm)
 from . import mambavision  # noqa: F401  (registers mambavision_* with timm)
 from . import vmamba  # noqa: F401  (registers vmamba_* with timm)
-from ._official import load_official, save_safetensors
+from ._official import convert_official, load_official, save_safetensors
 from .vmamba import VMamba
