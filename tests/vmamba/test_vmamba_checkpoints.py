@@ -156,3 +156,12 @@ def test_convert_cli_writes_safetensors_that_timm_loads(tmp_path, capsys):
     model = timm.create_model("vmamba_tiny_s1l8", pretrained=True, pretrained_cfg_overlay=dict(file=str(checked)),
                               **model_kwargs(meta))
     assert rel_err(_logits(model, t["input.0"]), t["output.0"]) <= 1e-5
+
+
+def test_pretrained_from_url_uses_the_safe_loader(tmp_path):
+    meta, sd, t = fixture(V0)
+    path = _write_official(tmp_path / "vssmtiny_dp01_ckpt_epoch_292.pth", sd, with_config=True)
+    model = timm.create_model("vmamba_tiny", pretrained=True, pretrained_cfg_overlay=dict(url=path.as_uri()),
+                              cache_dir=tmp_path / "cache", **model_kwargs(meta))
+    assert rel_err(_logits(model, t["input.0"]), t["output.0"]) <= 1e-5
+    assert (tmp_path / "cache").exists()

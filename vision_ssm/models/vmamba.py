@@ -429,8 +429,8 @@ default_cfgs = generate_default_cfgs({
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
     overlay = kwargs.get("pretrained_cfg_overlay")
-    if pretrained and overlay and overlay.get("file") and "custom_load" not in overlay:
-        # timm resets custom_load for a user-supplied file; keep VMamba.load_pretrained, which reads official
+    if pretrained and overlay and (overlay.get("file") or overlay.get("url")) and "custom_load" not in overlay:
+        # timm resets custom_load for a user-supplied file/url; keep VMamba.load_pretrained, which reads official
         # .pth files (with their pickled config) safely, maps old keys and adapts head / stem.
         kwargs["pretrained_cfg_overlay"] = dict(overlay, custom_load=True)
     return build_model_with_cfg(
