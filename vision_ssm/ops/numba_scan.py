@@ -4,23 +4,28 @@ Install with ``pip install "vision-ssm[cpu]"``. numba is imported only when this
 (never by ``import vision_ssm``); the kernels are compiled on first use and cached on disk
 (``cache=True``), so later processes start quickly.
 
-The forward is a plain sequential loop per ``(batch, channel)`` (parallel over them) that
-keeps the ``N`` states in registers and stores the state at every chunk start (every ``T``
-steps). The backward recomputes one chunk at a time from those states and runs the adjoint
-recurrence in reverse, so the memory saved for backward is O(B·D·N·L/T). It is
-deterministic: cross-channel sums go through per-block partial buffers reduced in a fixed order.
+The forward is a sequential loop per ``(batch, channel)`` (parallel over them) that keeps the
+``N`` states in a small local array, fuses bias/softplus, ``D·u`` and the ``silu(z)`` gate, and
+stores the state at every chunk start (every ``CHUNK`` steps). The backward recomputes one
+chunk at a time from those states and runs the adjoint recurrence in reverse, so the memory
+saved for backward is O(B·D·N·L/T) plus the inputs. It is deterministic: cross-channel and
+cross-batch sums go through partial buffers reduced in a fixed order.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from ._scan_common import run_with_core
+from .reference import compute_dtype
 
 #: Steps between saved states (memory O(B·D·N·L/T); the backward buffer is (T+1)·N per thread).
 CHUNK = 64
+#: Compute ``softplus(delta + delta_bias)`` inside the kernels (True, the default: a vectorised
+#: loop per chunk) or as a PyTorch prologue with autograd (False).
+FUSE_SOFTPLUS = True
 #: Aim for at least this many parallel backward tasks (only the shapes decide the split, so the
 #: result does not depend on the number of threads).
 MIN_TASKS = 16
@@ -59,59 +64,64 @@ def _block_size(Bt: int, Dm: int, B: Tensor, C: Tensor) -> int:
 
 
 class NumbaScanFn(torch.autograd.Function):
-    """Core scan ``(u, δ, A, B, C) -> (y, last_state)`` on compute-dtype CPU tensors."""
+    """The whole op on compute-dtype CPU tensors: ``(u, delta, A, B, C, D, z, bias) -> (out, last)``."""
 
     @staticmethod
-    def forward(ctx, u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool):
         k = _kernels()
         Bt, Dm, L = u.shape
         N = A.shape[1]
         nc = max(1, -(-L // CHUNK))
-        u, dt, A = u.contiguous(), dt.contiguous(), A.contiguous()
-        Bk, Ck = _bc_arg(B), _bc_arg(C)
-        y = u.new_empty(Bt, Dm, L)
+        one = u.new_zeros(1)
+        args = [u.contiguous(), delta.contiguous(), A.contiguous(), _bc_arg(B), _bc_arg(C),
+                one if D is None else D.contiguous(), one.view(1, 1, 1) if z is None else z.contiguous(),
+                one if delta_bias is None else delta_bias.contiguous()]
+        flags = (B.dim() == 4, C.dim() == 4, D is not None, z is not None, delta_bias is not None,
+                 bool(delta_softplus), CHUNK)
+        out = u.new_empty(Bt, Dm, L)
         hs = u.new_empty(Bt, Dm, nc, N)
-        last = u.new_zeros(Bt, Dm, N)
-        k.scan_fwd(_np(u), _np(dt), _np(A), _np(Bk), _np(Ck), B.dim() == 4, C.dim() == 4, CHUNK,
-                   y.numpy(), hs.numpy(), last.numpy())
-        ctx.save_for_backward(u, dt, A, B, C, hs)
-        return y, last
+        last = u.new_empty(Bt, Dm, N)
+        k.scan_fwd(*[_np(a) for a in args], *flags, out.numpy(), hs.numpy(), last.numpy())
+        ctx.save_for_backward(*args, hs)
+        ctx.flags = flags
+        ctx.shapes = (B.shape, C.shape)
+        return out, last
 
     @staticmethod
-    def backward(ctx, gy: Tensor, glast: Tensor | None):
+    def backward(ctx, gout: Tensor, glast: Tensor | None):
         k = _kernels()
-        u, dt, A, B, C, hs = ctx.saved_tensors
+        *args, hs = ctx.saved_tensors
+        u = args[0]
+        var_b, var_c, has_d, has_z, has_bias = ctx.flags[:5]
+        Bshape, Cshape = ctx.shapes
         Bt, Dm, L = u.shape
-        N = A.shape[1]
-        var_b, var_c = B.dim() == 4, C.dim() == 4
-        bs = _block_size(Bt, Dm, B, C)
+        N = args[2].shape[1]
+        bs = _block_size(Bt, Dm, torch.empty(Bshape, device="meta"), torch.empty(Cshape, device="meta"))
         nblk = Dm // bs
-        gy = gy.to(u.dtype).contiguous()
+        gout = gout.to(u.dtype).contiguous()
         glast = u.new_zeros(Bt, Dm, N) if glast is None else glast.to(u.dtype).contiguous()
-        du = u.new_empty(Bt, Dm, L)
-        ddt = u.new_empty(Bt, Dm, L)
+        du, ddelta = u.new_empty(Bt, Dm, L), u.new_empty(Bt, Dm, L)
+        dz = u.new_empty(Bt, Dm, L) if has_z else u.new_zeros(1, 1, 1)
         dA = u.new_zeros(Bt, Dm, N)
+        dD = u.new_zeros(Bt, Dm)
+        dbias = u.new_zeros(Bt, Dm)
         dummy4, dummy3 = u.new_zeros(1, 1, 1, 1), u.new_zeros(1, 1, 1)
         dB_var = u.new_zeros(Bt, nblk, L, N) if var_b else dummy4
         dC_var = u.new_zeros(Bt, nblk, L, N) if var_c else dummy4
         dB_const = dummy3 if var_b else u.new_zeros(Bt, Dm, N)
         dC_const = dummy3 if var_c else u.new_zeros(Bt, Dm, N)
-        k.scan_bwd(_np(u), _np(dt), _np(A), _np(_bc_arg(B)), _np(_bc_arg(C)), var_b, var_c, CHUNK,
-                   _np(hs), gy.numpy(), glast.numpy(), bs,
-                   du.numpy(), ddt.numpy(), dA.numpy(), dB_var.numpy(), dC_var.numpy(),
-                   dB_const.numpy(), dC_const.numpy())
+        k.scan_bwd(*[a.numpy() for a in args], *ctx.flags, hs.numpy(), gout.numpy(), glast.numpy(), bs,
+                   du.numpy(), ddelta.numpy(), dz.numpy(), dA.numpy(), dD.numpy(), dbias.numpy(),
+                   dB_var.numpy(), dC_var.numpy(), dB_const.numpy(), dC_const.numpy())
 
-        def reduce_var(part: Tensor, M: Tensor) -> Tensor:  # (Bt, nblk, L, N) -> (Bt, G, N, L)
-            G = M.shape[1]
+        def reduce_var(part: Tensor, shape) -> Tensor:  # (Bt, nblk, L, N) -> (Bt, G, N, L)
+            G = shape[1]
             return part.view(Bt, G, nblk // G, L, N).sum(2).transpose(2, 3)
 
-        dB = reduce_var(dB_var, B) if var_b else dB_const.sum(0)
-        dC = reduce_var(dC_var, C) if var_c else dC_const.sum(0)
-        return du, ddt, dA.sum(0), dB, dC
-
-
-def _core(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, return_last_state: bool):
-    return NumbaScanFn.apply(u, dt, A, B, C)
+        dB = reduce_var(dB_var, Bshape) if var_b else dB_const.sum(0)
+        dC = reduce_var(dC_var, Cshape) if var_c else dC_const.sum(0)
+        return (du, ddelta, dA.sum(0), dB, dC, dD.sum(0) if has_d else None, dz if has_z else None,
+                dbias.sum(0) if has_bias else None, None)
 
 
 def selective_scan_numba(
@@ -142,4 +152,17 @@ def selective_scan_numba(
     """
     if u.device.type != "cpu":
         raise RuntimeError(f"the numba backend runs on CPU tensors only, got {u.device}")
-    return run_with_core(_core, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    dtype_in = u.dtype
+    ct = compute_dtype(dtype_in)
+    with torch.autocast("cpu", enabled=False):
+        u, delta, A, B, C, D, z, delta_bias = [None if t is None else t.to(ct) for t in
+                                               (u, delta, A, B, C, D, z, delta_bias)]
+        if not FUSE_SOFTPLUS:
+            if delta_bias is not None:
+                delta = delta + delta_bias[:, None]
+            if delta_softplus:
+                delta = F.softplus(delta)
+            delta_bias, delta_softplus = None, False
+        out, last = NumbaScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        out = out.to(dtype_in)
+    return (out, last) if return_last_state else out
