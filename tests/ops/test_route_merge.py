@@ -150,3 +150,16 @@ def test_torch_compile_fullgraph():
     ref.backward()
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(g, x2.grad)
+
+
+@pytest.mark.parametrize("family,K", [("sweep", 1), ("hilbert", 8), ("quadsnake", 4)])
+def test_merge_paths_agree(family, K):
+    """The index_add_ path (CPU) and the gather path (other devices) give the same merge."""
+    from vision_ssm.ops.route import _merge_impl
+
+    dirs = get_directions(family, 5, 6, K)
+    y = torch.randint(-9, 9, (2, K, 3, 30)).double()
+    for cl in (False, True):
+        a = _merge_impl(y, dirs, cl, scatter=True)
+        b = _merge_impl(y, dirs, cl, scatter=False)
+        assert torch.equal(a, b) and torch.equal(a, merge(y, dirs, cl))

@@ -28,13 +28,22 @@ def _route_impl(x: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
     return flat.gather(3, idx[None, :, None, :].expand(B, K, D, L))
 
 
-def _merge_impl(y: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
+def _merge_impl(y: Tensor, dirs: DirectionSet, channels_last: bool, scatter: bool | None = None) -> Tensor:
     B, K, D, L = y.shape
-    idx = dirs.index
-    # out[..., index[k, t]] += y[:, k, ..., t]; each call adds a permutation, so no collisions.
-    out = y.new_zeros(B, D, L)
-    for k in range(K):
-        out.index_add_(2, idx[k], y[:, k])
+    if scatter is None:  # CPU: index_add_ is fastest; elsewhere gathers avoid atomics (deterministic mode)
+        scatter = y.device.type == "cpu"
+    if scatter:
+        # out[..., index[k, t]] += y[:, k, ..., t]; each call adds a permutation, so no collisions.
+        idx = dirs.index
+        out = y.new_zeros(B, D, L)
+        for k in range(K):
+            out.index_add_(2, idx[k], y[:, k])
+    else:
+        # out[..., p] = sum_k y[:, k, ..., inverse[k, p]], accumulated in direction order.
+        inv = dirs.inverse
+        out = y[:, 0].gather(2, inv[0].expand(B, D, L))
+        for k in range(1, K):
+            out = out + y[:, k].gather(2, inv[k].expand(B, D, L))
     out = out.view(B, D, dirs.H, dirs.W)
     return out.permute(0, 2, 3, 1).contiguous() if channels_last else out
 
