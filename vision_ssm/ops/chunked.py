@@ -259,10 +259,13 @@ def selective_scan_chunked(
     """Chunked selective scan (pure PyTorch); canonical arguments as for every backend.
 
     Args:
-        u, delta: ``(Bt, D, L)``.
+        u: Input ``(Bt, D, L)``.
+        delta: Step sizes ``(Bt, D, L)``, same dtype as ``u``.
         A: ``(D, N)``.
-        B, C: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
-        D, delta_bias: Optional ``(D,)``.
+        B: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
+        C: Like ``B``.
+        D: Optional skip ``(D,)``.
+        delta_bias: Optional ``(D,)``, added to ``delta`` before the softplus.
         z: Optional gate ``(Bt, D, L)``.
         delta_softplus: Apply softplus to ``delta + delta_bias``.
         return_last_state: Also return the final state ``(Bt, D, N)`` (fp32).

@@ -95,10 +95,13 @@ def selective_scan_mamba_ssm(
     """Selective scan on mamba-ssm's compiled CUDA kernel; canonical arguments as for every backend.
 
     Args:
-        u, delta: ``(Bt, D, L)`` CUDA tensors, fp32/fp16/bf16.
+        u: Input ``(Bt, D, L)``, a CUDA tensor, fp32/fp16/bf16.
+        delta: Step sizes ``(Bt, D, L)``, same dtype as ``u``.
         A: ``(D, N)``.
-        B, C: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
-        D, delta_bias: Optional ``(D,)``.
+        B: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
+        C: Like ``B``.
+        D: Optional skip ``(D,)``.
+        delta_bias: Optional ``(D,)``, added to ``delta`` before the softplus.
         z: Optional gate ``(Bt, D, L)``.
         delta_softplus: Apply softplus to ``delta + delta_bias``.
         return_last_state: Also return the final state ``(Bt, D, N)`` (fp32, no gradient).
