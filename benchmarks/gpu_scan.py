@@ -274,6 +274,8 @@ def main():
     p.add_argument("--sweep", action="store_true", help="also sweep triton tile shapes")
     p.add_argument("--sweep-ss2d", default="", help="comma list of shape indices to sweep the fused SS2D tiles on")
     p.add_argument("--only", default="scan,ss2d", help="comma list of tables: scan, ss2d")
+    p.add_argument("--ksplit", default="auto", choices=["auto", "0", "1"],
+                   help="fused SS2D: force one program per direction (1) or per all K directions (0)")
     p.add_argument("--json", default=None, help="write all numbers to this file")
     a = p.parse_args()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[a.dtype]
@@ -293,7 +295,10 @@ def main():
     if "scan" in only:
         scan_table(dtype, bw, results)
     if "ss2d" in only:
-        ss2d_table(dtype, bw, results)
+        from vision_ssm.ops.triton._launch import config_override
+
+        with config_override(**({} if a.ksplit == "auto" else {"ksplit": int(a.ksplit)})):
+            ss2d_table(dtype, bw, results)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
 

@@ -93,7 +93,7 @@ def test_inference_mode_then_training():
     dirs = get_directions("sweep", 6, 7, 4, DEV)
     x = torch.randn(2, 8, 42, device=DEV)
     d = torch.rand(2, 4, 8, 42, device=DEV)
-    A = -torch.rand(32, 1, device=DEV, requires_grad=True)
+    A = (-torch.rand(32, 1, device=DEV)).requires_grad_()
     B, C = torch.randn(2, 4, 1, 42, device=DEV), torch.randn(2, 4, 1, 42, device=DEV)
     with torch.inference_mode():
         y0 = ss2d_scan(x, d, A, B, C, None, None, dirs, True, backend="triton")
@@ -129,8 +129,10 @@ FAMILIES_K = [("sweep", 4), ("sweep", 2), ("snake", 8), ("hilbert", 4), ("zorder
 
 @pytest.mark.parametrize("family,K", FAMILIES_K)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_ss2d_fused_matches_generic_reference(family, K, dtype):
+@pytest.mark.parametrize("ksplit", [False, True])
+def test_ss2d_fused_matches_generic_reference(family, K, dtype, ksplit):
     from vision_ssm.ops import get_directions, ss2d_scan
+    from vision_ssm.ops.triton._launch import config_override
 
     H, W, Bt, Dm, N = 9, 14, 2, 16, 4
     L = H * W
@@ -145,10 +147,11 @@ def test_ss2d_fused_matches_generic_reference(family, K, dtype):
     D = rn(K * Dm).requires_grad_()
     bias = torch.rand(K * Dm, device=DEV, generator=g).requires_grad_()
     args = [x, delta, A, B, C, D, bias]
-    out = ss2d_scan(*args, dirs, True)  # automatic: the fused triton kernel
-    gout = torch.randn_like(out)
-    got = torch.autograd.grad(out, args, gout)
-    got2 = torch.autograd.grad(ss2d_scan(*args, dirs, True, backend="triton"), args, gout)
+    with config_override(ksplit=ksplit):
+        out = ss2d_scan(*args, dirs, True)  # automatic: the fused triton kernel
+        gout = torch.randn_like(out)
+        got = torch.autograd.grad(out, args, gout)
+        got2 = torch.autograd.grad(ss2d_scan(*args, dirs, True, backend="triton"), args, gout)
     # oracle: the generic path in fp32 on the same (upcast) inputs; the generic path in bf16 would
     # round each direction before the merge, the fused kernel merges in fp32 and rounds once
     args32 = [a.detach().float().requires_grad_() for a in args]

@@ -33,13 +33,14 @@ def _scan_bwd_kernel(
     sC_b, sC_g, sC_n, sC_l,
     sz_b, sz_c, sz_l,
     so_b, so_c, so_l,
+    sdu_b, sdu_k, sdu_c, sdu_l,
     pB_b, pB_g, pB_j, pB_n, pB_l,
     pC_b, pC_g, pC_j, pC_n, pC_l,
     DGB, DGC, GPDB, GPDC,
     N: tl.constexpr, NP: tl.constexpr, K: tl.constexpr, BD: tl.constexpr, T: tl.constexpr,
     B_CONST: tl.constexpr, C_CONST: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_IDX: tl.constexpr,
+    HAS_IDX: tl.constexpr, KSPLIT: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     c0 = tl.program_id(1) * BD
@@ -51,7 +52,13 @@ def _scan_bwd_kernel(
     first_col = ts[None, None, :] == 0
     KD = K * Dm
     pmask = cmask[:, None] & nmask[None, :]
-    for k in range(K):
+    if KSPLIT:  # one direction per program; du slab k is summed over k by the host
+        k_lo = tl.program_id(2)
+        k_hi = k_lo + 1
+    else:
+        k_lo = 0
+        k_hi = K
+    for k in range(k_lo, k_hi):
         pc = k * Dm + cs
         A = tl.load(A_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32)
         A2 = A * LOG2E
@@ -168,8 +175,8 @@ def _scan_bwd_kernel(
             ddt = tl.where(m2, ddt, 0.0)
             dbias_acc += tl.sum(ddt, axis=1)
             tl.store(ddt_ptr + doff + pos[None, :] * sd_l, ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
-            duptr = du_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :] * su_l
-            if K > 1:
+            duptr = du_ptr + pid_b * sdu_b + k * sdu_k + cs[:, None] * sdu_c + pos[None, :] * sdu_l
+            if K > 1 and not KSPLIT:
                 du = du + tl.load(duptr, mask=m2 & (k > 0), other=0.0).to(tl.float32)
             tl.store(duptr, du.to(du_ptr.dtype.element_ty), mask=m2)
         row = pid_b * KD + pc
@@ -182,5 +189,5 @@ def _scan_bwd_kernel(
             tl.store(dD_ptr + row, dD_acc, mask=cmask)
         if HAS_BIAS:
             tl.store(dbias_ptr + row, dbias_acc, mask=cmask)
-        if K > 1:
+        if K > 1 and not KSPLIT:
             tl.debug_barrier()

@@ -44,12 +44,12 @@ def _scan_fwd_kernel(
     sB_b, sB_g, sB_n, sB_l,
     sC_b, sC_g, sC_n, sC_l,
     sz_b, sz_c, sz_l,
-    so_b, so_c, so_l,
+    so_b, so_k, so_c, so_l,
     DGB, DGC, GPDB, GPDC,
     N: tl.constexpr, NP: tl.constexpr, K: tl.constexpr, BD: tl.constexpr, T: tl.constexpr,
     B_CONST: tl.constexpr, C_CONST: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_IDX: tl.constexpr, SAVE_STATES: tl.constexpr,
+    HAS_IDX: tl.constexpr, SAVE_STATES: tl.constexpr, KSPLIT: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     c0 = tl.program_id(1) * BD
@@ -61,7 +61,13 @@ def _scan_fwd_kernel(
     last_col = ts[None, None, :] == T - 1
     KD = K * Dm
     pmask = cmask[:, None] & nmask[None, :]
-    for k in range(K):
+    if KSPLIT:  # one direction per program (grid axis 2), output slab k: merged by the host
+        k_lo = tl.program_id(2)
+        k_hi = k_lo + 1
+    else:  # all K directions in this program, merged in place in a fixed order
+        k_lo = 0
+        k_hi = K
+    for k in range(k_lo, k_hi):
         pc = k * Dm + cs
         A2 = tl.load(A_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32) * LOG2E
         if HAS_D:
@@ -120,10 +126,10 @@ def _scan_fwd_kernel(
                 zv = tl.load(z_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :] * sz_l, mask=m2, other=0.0)
                 zv = zv.to(tl.float32)
                 y = y * zv / (1.0 + tl.exp(-zv))
-            optr = out_ptr + pid_b * so_b + cs[:, None] * so_c + pos[None, :] * so_l
-            if K > 1:
+            optr = out_ptr + pid_b * so_b + k * so_k + cs[:, None] * so_c + pos[None, :] * so_l
+            if K > 1 and not KSPLIT:
                 y = y + tl.load(optr, mask=m2 & (k > 0), other=0.0).to(tl.float32)
             tl.store(optr, y.to(out_ptr.dtype.element_ty), mask=m2)
         tl.store(last_ptr + (pid_b * KD + pc[:, None]) * NP + ns[None, :], h, mask=cmask[:, None])
-        if K > 1:
+        if K > 1 and not KSPLIT:
             tl.debug_barrier()  # the next direction reads what this one wrote at other steps

@@ -78,6 +78,27 @@ def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
     return TileConfig(T=T, BD_fwd=bd_f, BD_bwd=bd_b, num_warps=int(_OVERRIDE.get("num_warps", 4)))
 
 
+def use_ksplit(Bt: int, Dm: int, K: int, cfg: TileConfig, device: torch.device) -> bool:
+    """Run the K directions of the fused SS2D core as separate programs (per-direction fp32
+    output slabs summed by the host) instead of one program walking all K and merging in place?
+
+    Splitting is worth it when ``Bt * ceil(Dm / BD)`` programs leave the GPU under-filled.
+    """
+    if "ksplit" in _OVERRIDE:
+        return bool(_OVERRIDE["ksplit"]) and K > 1
+    if K == 1:
+        return False
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+    return Bt * triton.cdiv(Dm, cfg.BD_fwd) < 8 * sms
+
+
+def _k_strides(t: Tensor) -> tuple[tuple[int, int, int, int], bool]:
+    """(batch, direction, channel, step) strides of a merged (3-D) or per-direction (4-D) output."""
+    if t.dim() == 4:
+        return tuple(t.stride()), True
+    return (t.stride(0), 0, t.stride(1), t.stride(2)), False
+
+
 def check_device(t: Tensor) -> None:
     """Raise unless the kernels can run on ``t``'s device (CUDA, or CPU under the interpreter)."""
     if t.device.type == "cuda":
@@ -122,8 +143,10 @@ def scan_forward(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Launch the forward kernel on canonical inputs (logical shapes above, any strides).
 
-    ``out`` may be given (any strides and float dtype, e.g. an fp32 channel-last buffer that the
-    K directions accumulate into); by default it is ``empty_like(u)``.
+    ``out`` may be given (any strides and float dtype): ``(Bt, Dm, L)``, e.g. an fp32 buffer that
+    the K directions accumulate into in a fixed order, or ``(Bt, K, Dm, L)``, one slab per
+    direction, each direction then run by its own programs (the caller sums over K); by default
+    it is ``empty_like(u)``.
 
     Returns:
         ``out`` ``(Bt, Dm, L)`` in ``u``'s dtype, ``last_state`` ``(Bt, K*Dm, N)`` fp32, and the
@@ -135,17 +158,18 @@ def scan_forward(
     last = torch.empty(Bt, K * Dm, NP, device=u.device, dtype=torch.float32)
     states = torch.empty(Bt, K * Dm, NT, NP, device=u.device, dtype=torch.float32) if save_states else last
     dummy = last
-    grid = (Bt, triton.cdiv(Dm, cfg.BD_fwd))
+    so, ksplit = _k_strides(out)
+    grid = (Bt, triton.cdiv(Dm, cfg.BD_fwd), K if ksplit else 1)
     _scan_fwd_kernel[grid](
         u, delta, A, B, C, dummy if D is None else D, dummy if z is None else z,
         dummy if delta_bias is None else delta_bias, dummy if idx is None else idx,
         out, states, last,
         L, Dm, NT,
-        *u.stride(), *delta.stride(), *sB, *sC, *sz, *out.stride(),
+        *u.stride(), *delta.stride(), *sB, *sC, *sz, *so,
         dgb, dgc, gpdb, gpdc,
         N=N, NP=NP, K=K, BD=cfg.BD_fwd, T=cfg.T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-        SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, SAVE_STATES=save_states,
+        SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, SAVE_STATES=save_states, KSPLIT=ksplit,
         num_warps=cfg.num_warps,
     )
     return out, last[..., :N], (states if save_states else None)
@@ -158,8 +182,9 @@ def scan_backward(
 ) -> tuple[Tensor, ...]:
     """Launch the backward kernel and reduce the per-block partials (fixed order: deterministic).
 
-    ``dout`` must have ``u``'s strides (``du`` is written with them, into ``du`` if given, e.g. an
-    fp32 buffer that the K directions accumulate into); ``ddelta`` gets ``delta``'s strides.
+    ``dout`` must have ``u``'s strides. ``du`` may be given like ``out`` of :func:`scan_forward`
+    (merged ``(Bt, Dm, L)`` or per-direction ``(Bt, K, Dm, L)`` slabs); ``ddelta`` gets
+    ``delta``'s strides.
 
     Returns:
         ``(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias)``; ``dA``/``dD``/``ddelta_bias`` and
@@ -172,7 +197,7 @@ def scan_backward(
     BD = cfg.BD_bwd
     assert dout.stride() == u.stride(), "dout must have the strides of u"
     du = torch.empty_like(u) if du is None else du
-    assert du.stride() == u.stride(), "du must have the strides of u"
+    sdu, ksplit = _k_strides(du)
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
     dA = torch.empty(Bt, K * Dm, NP, device=dev, dtype=f32)
@@ -189,19 +214,19 @@ def scan_backward(
     dCp = partial(C, cc, dgc)
     pB = (0, 0, 0, 0, 0) if bc else dBp.stride()
     pC = (0, 0, 0, 0, 0) if cc else dCp.stride()
-    grid = (Bt, triton.cdiv(Dm, BD))
+    grid = (Bt, triton.cdiv(Dm, BD), K if ksplit else 1)
     _scan_bwd_kernel[grid](
         u, delta, A, B, C, dA if D is None else D, dA if z is None else z,
         dA if delta_bias is None else delta_bias, dA if idx is None else idx, states, dout,
         du, ddelta, dA if dz is None else dz, dA, dA if dD is None else dD, dA if dbias is None else dbias,
         dBp, dCp,
         L, Dm, NT,
-        *u.stride(), *delta.stride(), *sB, *sC, *sz, *dout.stride(),
+        *u.stride(), *delta.stride(), *sB, *sC, *sz, *dout.stride(), *sdu,
         *pB, *pC,
         dgb, dgc, gpdb, gpdc,
         N=N, NP=NP, K=K, BD=BD, T=cfg.T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-        SOFTPLUS=bool(softplus), HAS_IDX=idx is not None,
+        SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, KSPLIT=ksplit,
         num_warps=cfg.num_warps,
     )
     dA = dA[..., :N].sum(0)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..scan_orders import DirectionSet
-from ._launch import scan_backward, scan_forward
+from ._launch import pick_config, scan_backward, scan_forward, use_ksplit
 
 
 def _c(t: Tensor | None) -> Tensor | None:
@@ -63,8 +63,10 @@ def _channels_last(t: Tensor, dim: int) -> Tensor:
 
 class _SS2DFn(torch.autograd.Function):
     """Fused SS2D core. Works channel-last: every step of every direction then reads one
-    contiguous run of channels, whatever the pixel order (column-wise directions stay coalesced);
-    the K directions accumulate the merged output (and ``dx``) in an fp32 buffer."""
+    contiguous run of channels, whatever the pixel order (column-wise directions stay coalesced).
+    The merged output (and ``dx``) is accumulated in fp32: in place by one program walking the K
+    directions in turn, or, when that leaves the GPU under-filled (small batch × channels), in
+    K per-direction slabs summed in a fixed order afterwards. Both are deterministic."""
 
     @staticmethod
     def forward(ctx, x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad):
@@ -73,10 +75,17 @@ class _SS2DFn(torch.autograd.Function):
         d_cl = _channels_last(delta, 2)
         B_cl, C_cl = _channels_last(B, 2), _channels_last(C, 2)  # (Bt, K, N, L) with N fastest
         A = A.contiguous()
-        acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
+        K = d_cl.shape[1]
+        N = A.shape[1]
+        ksplit = use_ksplit(Bt, Dm, K, pick_config(N, L, Dm), x.device)
+        f32 = dict(device=x.device, dtype=torch.float32)
+        acc = (torch.empty(Bt, K, L, Dm, **f32).transpose(2, 3) if ksplit
+               else torch.empty(Bt, L, Dm, **f32).transpose(1, 2))
         acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
+        if ksplit:
+            acc = acc.sum(1)  # fixed-order reduction over the K direction slabs
         ctx.save_for_backward(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states)
-        ctx.softplus, ctx.idx = softplus, idx
+        ctx.softplus, ctx.idx, ctx.ksplit = softplus, idx, ksplit
         ctx.x_dtype = x.dtype
         ctx.delta_layout_kept = d_cl.data_ptr() == delta.data_ptr()
         return acc.to(x.dtype, memory_format=torch.contiguous_format)
@@ -84,11 +93,16 @@ class _SS2DFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout):
         x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states = ctx.saved_tensors
-        dx = torch.empty_like(x_cl, dtype=torch.float32)
+        Bt, Dm, L = x_cl.shape
+        K = d_cl.shape[1]
+        f32 = dict(device=x_cl.device, dtype=torch.float32)
+        dx = torch.empty(Bt, K, L, Dm, **f32).transpose(2, 3) if ctx.ksplit else torch.empty_like(x_cl, **f32)
         dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
             x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, ctx.softplus, ctx.idx, states,
             _channels_last(dout.to(ctx.x_dtype), 1), dx,
         )
+        if ctx.ksplit:
+            dx = dx.sum(1)
         dx = dx.to(ctx.x_dtype, memory_format=torch.contiguous_format)
         if not ctx.delta_layout_kept:
             ddelta = ddelta.contiguous()
