@@ -50,16 +50,33 @@ def _add_convert_parser(sub) -> None:
                    help="fully unpickle the file (can execute code from it); only for files you trust")
 
 
+def _add_demo_parser(sub) -> None:
+    from vision_ssm.tasks.demo import add_demo_arguments
+
+    p = sub.add_parser("demo", help="train MambaAD on real textures (scikit-image photos) on CPU, print metrics")
+    add_demo_arguments(p)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vision_ssm.tasks.demo import run_demo
+
+    run_demo(args)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision_ssm", description=__doc__)
     sub = parser.add_subparsers(dest="cmd")
     sub.add_parser("info", help="version, devices and selective-scan backends (the default)")
     _add_convert_parser(sub)
+    _add_demo_parser(sub)
     args, rest = parser.parse_known_args(argv)
     if args.cmd in (None, "info"):
         return _info(args)
     if args.cmd == "convert":
         return _convert(parser.parse_args(argv))
+    if args.cmd == "demo":
+        return _demo(parser.parse_args(argv))
     parser.error(f"unknown command {args.cmd!r}")
     return 2
 
