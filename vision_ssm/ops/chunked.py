@@ -156,9 +156,13 @@ def _states(a: Tensor, dtu5: Tensor, B6: Tensor, P: Tensor | None = None, h0: Te
     return H, h0, last
 
 
+#: Contract over the N states with batched matmuls from this N on (element-wise below it).
+MATMUL_MIN_N = 8
+
+
 def _sum_n(X: Tensor, M6: Tensor, var: bool) -> Tensor:
     """``Σ_n M·X`` over the state axis -> ``(T, Bt, G, nc, 1, Dg)``."""
-    if var:  # (…, 1, N) @ (…, N, Dg)
+    if var and X.shape[-2] >= MATMUL_MIN_N:  # (…, 1, N) @ (…, N, Dg)
         return torch.matmul(M6.transpose(-1, -2), X)
     return (X * M6).sum(-2, keepdim=True)
 
@@ -216,12 +220,16 @@ class ChunkedScanFn(torch.autograd.Function):
             dH[t].addcmul_(a[t + 1], dH[t + 1])
         Hs = H[1:]
         # dC: Σ over the channels of the group (variable) or over steps, batch, chunks (constant)
-        if var_C:
+        if var_C and lay.N >= MATMUL_MIN_N:
             dC = lay.unproj(torch.matmul(Hs, gy5.transpose(-1, -2)).squeeze(-1), C)
+        elif var_C:
+            dC = lay.unproj((Hs * gy5).sum(-1), C)
         else:
             dC = lay.unproj((Hs * gy5).sum(dim=(0, 1, 3)), C)
-        if var_B:
+        if var_B and lay.N >= MATMUL_MIN_N:
             dB = lay.unproj(torch.matmul(dH, dtu5.transpose(-1, -2)).squeeze(-1), B)
+        elif var_B:
+            dB = lay.unproj((dH * dtu5).sum(-1), B)
         else:
             dB = lay.unproj((dH * dtu5).sum(dim=(0, 1, 3)), B)
         dHB = _sum_n(dH, B6, var_B)  # Σ_n dh·B
