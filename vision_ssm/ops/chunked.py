@@ -160,6 +160,11 @@ def _states(a: Tensor, dtu5: Tensor, B6: Tensor, P: Tensor | None = None, h0: Te
 MATMUL_MIN_N = 8
 
 
+def _sum_tbc(X: Tensor) -> Tensor:
+    """Sum ``(T, Bt, G, nc, N, Dg)`` over steps, batch and chunks -> ``(G, N, Dg)`` (steps first: contiguous slabs)."""
+    return X.sum(0).sum(dim=(0, 2))
+
+
 def _sum_n(X: Tensor, M6: Tensor, var: bool) -> Tensor:
     """``Σ_n M·X`` over the state axis -> ``(T, Bt, G, nc, 1, Dg)``."""
     if var and X.shape[-2] >= MATMUL_MIN_N:  # (…, 1, N) @ (…, N, Dg)
@@ -225,20 +230,20 @@ class ChunkedScanFn(torch.autograd.Function):
         elif var_C:
             dC = lay.unproj((Hs * gy5).sum(-1), C)
         else:
-            dC = lay.unproj((Hs * gy5).sum(dim=(0, 1, 3)), C)
+            dC = lay.unproj(_sum_tbc(Hs * gy5), C)
         if var_B and lay.N >= MATMUL_MIN_N:
             dB = lay.unproj(torch.matmul(dH, dtu5.transpose(-1, -2)).squeeze(-1), B)
         elif var_B:
             dB = lay.unproj((dH * dtu5).sum(-1), B)
         else:
-            dB = lay.unproj((dH * dtu5).sum(dim=(0, 1, 3)), B)
+            dB = lay.unproj(_sum_tbc(dH * dtu5), B)
         dHB = _sum_n(dH, B6, var_B)  # Σ_n dh·B
         du5 = dHB * dt5
         # decay path; H[:-1] (h_{t-1}) is overwritten in place, so this is the last use of H:
         # dlog_t = dh_t·a_t·h_{t-1}, dδ += Σ_n dlog·A, dA += Σ dlog·δ
         dlog = H[:-1].mul_(a).mul_(dH)
-        ddt5 = dHB * u5 + (dlog * A6).sum(-2, keepdim=True)
-        dA = lay.unproj(dlog.mul_(dt5).sum(dim=(0, 1, 3)), A)
+        dA = lay.unproj(_sum_tbc(dlog * dt5), A)
+        ddt5 = dHB * u5 + _sum_n(dlog, A6, False)
         return lay.unseq(du5), lay.unseq(ddt5), dA, dB, dC, None
 
 
