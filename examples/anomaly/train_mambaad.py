@@ -44,6 +44,7 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--num-heatmaps", type=int, default=4, help="heatmap PNGs per class")
     p.add_argument("--encoder-weights", default=None, help="local state dict for the frozen encoder")
     p.add_argument("--calibrate-encoder", action="store_true", help="re-estimate encoder BatchNorm stats")
+    p.add_argument("--encoder-init", default=None, choices=["pca"], help="data-driven init of a random encoder")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     return TrainConfig(
@@ -52,6 +53,7 @@ def parse_args(argv=None) -> TrainConfig:
         model=a.model, model_kwargs=json.loads(a.model_kwargs), lr=a.lr, amp=a.amp, resume=a.resume,
         eval_every=a.eval_every, eval_batch_size=a.eval_batch_size, num_workers=a.workers, seed=a.seed,
         num_heatmaps=a.num_heatmaps, encoder_weights=a.encoder_weights, calibrate_encoder=a.calibrate_encoder,
+        encoder_init=a.encoder_init,
         progress=not a.no_progress,
     )
 

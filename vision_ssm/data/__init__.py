@@ -1,1 +1,6 @@
 """Task datasets used by the recipes."""
+from .anomaly_folders import AnomalyDataset, list_classes
+from .anomaly_synthetic import write_tiny_dataset
+from .texture_demo import build_texture_demo
+
+__all__ = ["AnomalyDataset", "build_texture_demo", "list_classes", "write_tiny_dataset"]

@@ -23,8 +23,10 @@ anomalous pixel has no pixel AUROC, no AUPRO, ...). ``mad`` is the mean of the f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "METRIC_KEYS",
@@ -52,7 +54,7 @@ _EPS = 1e-8
 _CHUNK = 1 << 22  # pixels binned per step (bounds the temporaries of the histogram passes)
 
 
-def _as_numpy(x) -> np.ndarray:
+def _as_numpy(x: Any) -> np.ndarray:
     """Tensor / array-like -> numpy array (no copy for numpy input)."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -68,7 +70,7 @@ def _check(masks: np.ndarray, maps: np.ndarray) -> None:
         raise ValueError("need at least one image")
 
 
-def image_metrics(labels, scores) -> dict[str, float]:
+def image_metrics(labels: ArrayLike, scores: ArrayLike) -> dict[str, float]:
     """Image-level AUROC, AP and F1-max (scikit-learn, as ADer).
 
     Args:
@@ -97,7 +99,7 @@ def image_metrics(labels, scores) -> dict[str, float]:
     }
 
 
-def pixel_auroc_ap(masks, maps) -> tuple[float, float]:
+def pixel_auroc_ap(masks: ArrayLike, maps: ArrayLike) -> tuple[float, float]:
     """Pooled pixel AUROC and AP, exactly as scikit-learn computes them on the raveled arrays.
 
     AUROC is the Mann-Whitney statistic with ties counted one half (what the trapezoid rule on the
@@ -153,7 +155,7 @@ def _above(counts: np.ndarray) -> np.ndarray:
     return np.cumsum(counts[::-1])[::-1][1:]
 
 
-def pixel_f1_max(masks, maps, thresholds: Sequence[float] | None = None) -> float:
+def pixel_f1_max(masks: ArrayLike, maps: ArrayLike, thresholds: Sequence[float] | None = None) -> float:
     """ADer's ``mF1_max_px``: max over thresholds of the pooled F1 of ``norm(map) > t``.
 
     ``norm`` is the min-max normalisation over all pixels of all images given; counts are pooled:
@@ -215,7 +217,7 @@ def _label_regions(masks: np.ndarray) -> tuple[np.ndarray, int]:
     return ids, offset
 
 
-def aupro(masks, maps, max_step: int = 100, expect_fpr: float = 0.3) -> float:
+def aupro(masks: ArrayLike, maps: ArrayLike, max_step: int = 100, expect_fpr: float = 0.3) -> float:
     """ADer's ``cal_pro_score``: normalised area under the PRO curve up to ``expect_fpr``.
 
     Thresholds are ``np.arange(min, max, (max - min) / max_step)`` on the raw maps; prediction is
@@ -274,7 +276,8 @@ def aupro(masks, maps, max_step: int = 100, expect_fpr: float = 0.3) -> float:
     return float(auc(f, p))
 
 
-def evaluate(masks, maps, labels=None, scores=None, *, max_step: int = 100, expect_fpr: float = 0.3) -> dict:
+def evaluate(masks: ArrayLike, maps: ArrayLike, labels: ArrayLike | None = None, scores: ArrayLike | None = None, *,
+              max_step: int = 100, expect_fpr: float = 0.3) -> dict:
     """All seven ADer metrics of one class (or any set of images) and their mean.
 
     Args:
@@ -306,7 +309,7 @@ def evaluate(masks, maps, labels=None, scores=None, *, max_step: int = 100, expe
     return {k: out[k] for k in METRIC_KEYS}
 
 
-def evaluate_per_class(per_class: Mapping[str, tuple], **kwargs) -> dict[str, dict[str, float]]:
+def evaluate_per_class(per_class: Mapping[str, tuple], **kwargs: Any) -> dict[str, dict[str, float]]:
     """Evaluate each class separately and add the plain mean over classes under ``"mean"``.
 
     Args:

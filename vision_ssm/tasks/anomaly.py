@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_checkpoint",
     "evaluate_model",
     "format_results",
+    "init_stem_pca",
     "save_heatmaps",
     "train",
 ]
@@ -72,6 +73,8 @@ class TrainConfig:
         encoder_weights: optional local state-dict file (``.safetensors`` / ``.pth``) for the frozen encoder.
         calibrate_encoder: re-estimate the frozen encoder's BatchNorm statistics on the training images
             (useful for a randomly initialised encoder; see the demo's documentation).
+        encoder_init: ``None`` (as built) or ``"pca"``: first-conv filters from the training images'
+            patch PCA (:func:`init_stem_pca`), followed by BatchNorm calibration. Ignored on resume.
         progress: show tqdm progress bars.
     """
 
@@ -98,6 +101,7 @@ class TrainConfig:
     num_heatmaps: int = 4
     encoder_weights: str | None = None
     calibrate_encoder: bool = False
+    encoder_init: str | None = None
     progress: bool = True
 
 
@@ -136,6 +140,37 @@ def calibrate_batchnorm(module: torch.nn.Module, loader: DataLoader, device: tor
     module.eval()
 
 
+@torch.no_grad()
+def init_stem_pca(module: torch.nn.Module, loader: DataLoader, device: torch.device, max_images: int = 64) -> None:
+    """Set the first convolution's filters to the whitened principal components of training patches.
+
+    A download-free, data-driven initialisation for a frozen encoder without pretrained weights
+    (the classic "PCA filter bank" of unsupervised feature learning): patches of the first conv's
+    size are taken from up to ``max_images`` training images, mean-centred per patch, and the
+    filters become the leading eigenvectors of their covariance divided by the square root of their
+    eigenvalues. Filters beyond the patch dimension keep their random values.
+    """
+    import torch.nn.functional as F
+
+    conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
+    c_out, c_in, kh, kw = conv.weight.shape
+    imgs = []
+    for batch in loader:
+        imgs.append(batch["img"])
+        if sum(len(i) for i in imgs) >= max_images:
+            break
+    x = torch.cat(imgs)[:max_images].to(device=conv.weight.device, dtype=torch.float32)
+    patches = F.unfold(x, (kh, kw), stride=max(1, kh // 2)).transpose(1, 2).reshape(-1, c_in * kh * kw)
+    patches = patches - patches.mean(1, keepdim=True)
+    cov = patches.T @ patches / len(patches)
+    evals, evecs = torch.linalg.eigh(cov)
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    k = min(c_out, int((evals > evals[0] * 1e-6).sum()))
+    w = conv.weight.detach().clone().reshape(c_out, -1)
+    w[:k] = (evecs[:, :k] / (evals[:k].sqrt() + 1e-3)).T
+    conv.weight.copy_(w.reshape(conv.weight.shape))
+
+
 def build_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
     """``timm.create_model(cfg.model, pretrained=False, **cfg.model_kwargs)``, plus local encoder weights."""
     import timm
@@ -159,7 +194,8 @@ def _amp_ctx(device: torch.device, enabled: bool):
 
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, loader: DataLoader, device: torch.device, image_size: int,
-                   amp: bool = False, keep: dict[str, list[int]] | None = None, progress: bool = False):
+                   amp: bool = False, keep: dict[str, list[int]] | None = None,
+                   progress: bool = False) -> tuple[dict, dict]:
     """Anomaly maps of a test set, then the seven metrics per class and their means.
 
     Args:
@@ -314,10 +350,15 @@ def train(cfg: TrainConfig) -> dict:
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
-    elif cfg.calibrate_encoder:
+    else:
         calib = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
                            generator=torch.Generator().manual_seed(cfg.seed))
-        calibrate_batchnorm(_encoder(model), calib, device)
+        if cfg.encoder_init not in (None, "pca"):
+            raise ValueError(f"encoder_init must be None or 'pca', got {cfg.encoder_init!r}")
+        if cfg.encoder_init == "pca":
+            init_stem_pca(_encoder(model), calib, device)
+        if cfg.calibrate_encoder or cfg.encoder_init == "pca":
+            calibrate_batchnorm(_encoder(model), calib, device)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     n_params = sum(p.numel() for p in params)

@@ -32,10 +32,14 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--n-train", type=int, default=48, help="normal training crops per texture")
+    p.add_argument("--n-test-good", type=int, default=20, help="normal test crops per texture")
+    p.add_argument("--n-test-bad", type=int, default=40, help="defective test crops per texture")
     p.add_argument("--device", default="cpu")
     p.add_argument("--model", default="mambaad_resnet34")
     p.add_argument("--model-kwargs", default=json.dumps(DEMO_MODEL_KWARGS), help="JSON for timm.create_model")
     p.add_argument("--encoder-weights", default=None, help="local state dict of the ResNet-34 encoder (optional)")
+    p.add_argument("--encoder-init", default=None, choices=["pca"],
+                   help="data-driven init of the random encoder's first conv (see docs)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-progress", action="store_true")
@@ -55,13 +59,15 @@ def run_demo(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     out = Path(args.output)
     t0 = time.perf_counter()
-    data = build_texture_demo(out / "data", n_train=args.n_train, size=args.image_size)
+    data = build_texture_demo(out / "data", n_train=args.n_train, n_test_good=args.n_test_good,
+                              n_test_bad=args.n_test_bad, size=args.image_size)
     print(f"texture demo data in {data} ({time.perf_counter() - t0:.1f}s)")
     cfg = TrainConfig(
         data_root=str(data), dataset="mvtec", epochs=args.epochs, batch_size=args.batch_size,
         image_size=args.image_size, output=str(out), device=args.device, model=args.model,
         model_kwargs=dict(json.loads(args.model_kwargs), img_size=args.image_size), eval_every=0,
         eval_batch_size=16, seed=args.seed, num_heatmaps=6, encoder_weights=args.encoder_weights,
+        encoder_init=args.encoder_init,
         progress=not args.no_progress,
     )
     results = train(cfg)
