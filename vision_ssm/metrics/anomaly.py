@@ -198,23 +198,27 @@ def pixel_f1_max(masks: ArrayLike, maps: ArrayLike, thresholds: Sequence[float] 
     return float(f1.max())
 
 
-def _label_regions(masks: np.ndarray) -> tuple[np.ndarray, int]:
-    """Connected GT regions of every image (skimage default connectivity), ids unique over images.
+def _region_histograms(masks: np.ndarray, maps: np.ndarray, ths: np.ndarray) -> np.ndarray:
+    """Per connected GT region (skimage default connectivity, all images), the histogram of
+    ``k = #{ths < value}`` over its pixels: an ``(n_regions, len(ths) + 1)`` int64 array.
 
-    Returns:
-        ``(ids, n_regions)`` with ``ids`` an int64 ``(N, H, W)`` array, 0 = background and
-        regions numbered ``1..n_regions`` across all images.
+    Works image by image, so the temporaries are one image plus the GT pixels' bins.
     """
     from skimage.measure import label
 
-    ids = np.zeros(masks.shape, np.int64)
-    offset = 0
+    n_bins = ths.size + 1
+    codes, offset = [], 0
     for i in range(masks.shape[0]):
-        if masks[i].any():
-            lab, n = label(masks[i], return_num=True)
-            ids[i] = np.where(lab > 0, lab + offset, 0)
-            offset += n
-    return ids, offset
+        if not masks[i].any():
+            continue
+        lab, n = label(masks[i], return_num=True)
+        fg = lab > 0
+        k = np.searchsorted(ths, maps[i][fg], side="left")
+        codes.append((lab[fg].astype(np.int64) - 1 + offset) * n_bins + k)
+        offset += n
+    if offset == 0:
+        return np.zeros((0, n_bins), np.int64)
+    return np.bincount(np.concatenate(codes), minlength=offset * n_bins).reshape(offset, n_bins)
 
 
 def aupro(masks: ArrayLike, maps: ArrayLike, max_step: int = 100, expect_fpr: float = 0.3) -> float:
@@ -250,19 +254,14 @@ def aupro(masks: ArrayLike, maps: ArrayLike, max_step: int = 100, expect_fpr: fl
         return float("nan")
     delta = (max_th - min_th) / max_step
     ths = np.arange(min_th, max_th, delta)
-    n_th = ths.size
-    ids, n_regions = _label_regions(masks)
+    hist = _region_histograms(masks, maps, ths)
     n_bg = int((~masks).sum())
-    if n_regions == 0 or n_bg == 0:
+    if hist.shape[0] == 0 or n_bg == 0:
         return float("nan")
     # Background: FP count above each threshold.
     _, neg = _bin_counts(masks, maps, ths)
     fpr = _above(neg) / n_bg
-    # Regions: per region histogram of k, from the GT pixels only.
-    fg = ids > 0
-    k = np.searchsorted(ths, maps[fg], side="left")
-    r = ids[fg] - 1
-    hist = np.bincount(r * (n_th + 1) + k, minlength=n_regions * (n_th + 1)).reshape(n_regions, n_th + 1)
+    # Regions: the fraction of each region above each threshold.
     area = hist.sum(1, keepdims=True).astype(np.float64)
     tp = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]  # (R, T): region pixels above threshold j
     pro = (tp / area).mean(0)
