@@ -274,11 +274,13 @@ def main():
     p.add_argument("--sweep", action="store_true", help="also sweep triton tile shapes")
     p.add_argument("--sweep-ss2d", default="", help="comma list of shape indices to sweep the fused SS2D tiles on")
     p.add_argument("--only", default="scan,ss2d", help="comma list of tables: scan, ss2d")
+    p.add_argument("--shapes", default="0,1,2", help="comma list of indices into SHAPES")
     p.add_argument("--ksplit", default="auto", choices=["auto", "0", "1"],
                    help="fused SS2D: force one program per direction (1) or per all K directions (0)")
     p.add_argument("--json", default=None, help="write all numbers to this file")
     a = p.parse_args()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[a.dtype]
+    SHAPES[:] = [SHAPES[int(i)] for i in a.shapes.split(",")]
     results = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
     import triton
 
