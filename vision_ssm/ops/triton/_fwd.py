@@ -37,7 +37,7 @@ def _softplus(x):
 @triton.jit
 def _scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dp_ptr, z_ptr, bias_ptr, idx_ptr,
-    out_ptr, states_ptr, last_ptr, scratch_ptr,
+    out_ptr, states_ptr, last_ptr,
     L, Dm, NT,
     su_b, su_c, su_l,
     sd_b, sd_k, sd_c, sd_l,
@@ -49,7 +49,7 @@ def _scan_fwd_kernel(
     N: tl.constexpr, NP: tl.constexpr, K: tl.constexpr, BD: tl.constexpr, T: tl.constexpr,
     B_CONST: tl.constexpr, C_CONST: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_IDX: tl.constexpr, SAVE_STATES: tl.constexpr, KSPLIT: tl.constexpr, RELAYOUT: tl.constexpr,
+    HAS_IDX: tl.constexpr, SAVE_STATES: tl.constexpr, KSPLIT: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     c0 = tl.program_id(1) * BD
@@ -61,9 +61,6 @@ def _scan_fwd_kernel(
     last_col = ts[None, None, :] == T - 1
     KD = K * Dm
     pmask = cmask[:, None] & nmask[None, :]
-    if RELAYOUT:  # per-program scratch tile, written channel-major and read back step-major
-        prog = (tl.program_id(0) * tl.num_programs(1) + tl.program_id(1)) * tl.num_programs(2) + tl.program_id(2)
-        sp = scratch_ptr + prog.to(tl.int64) * (2 * BD * T) + tl.arange(0, BD)[:, None] * T + ts[None, :]
     if KSPLIT:  # one direction per program (grid axis 2), output slab k: merged by the host
         k_lo = tl.program_id(2)
         k_hi = k_lo + 1
@@ -104,13 +101,6 @@ def _scan_fwd_kernel(
             if SOFTPLUS:
                 dt = _softplus(dt)
             dt = tl.where(m2, dt, 0.0)  # padded steps: decay 1, input 0 -> the state passes through
-            if RELAYOUT:
-                tl.store(sp, u)
-                tl.store(sp + BD * T, dt)
-                tl.debug_barrier()
-                u = tl.load(sp)
-                dt = tl.load(sp + BD * T)
-                tl.debug_barrier()
             nt_mask = nmask[:, None] & tmask[None, :]
             if not B_CONST:
                 B3 = tl.load(

@@ -82,14 +82,11 @@ def use_ksplit(Bt: int, Dm: int, K: int, cfg: TileConfig, device: torch.device) 
     """Run the K directions of the fused SS2D core as separate programs (per-direction fp32
     output slabs summed by the host) instead of one program walking all K and merging in place?
 
-    Splitting is worth it when ``Bt * ceil(Dm / BD)`` programs leave the GPU under-filled.
+    Off unless forced with :func:`config_override` (``ksplit=True``): on an H100 it was slower
+    at every benchmark shape (3.30 vs 3.07 ms and 1.95 vs 1.61 ms forward), even where
+    ``Bt * ceil(Dm / BD)`` programs under-fill the GPU.
     """
-    if "ksplit" in _OVERRIDE:
-        return bool(_OVERRIDE["ksplit"]) and K > 1
-    if K == 1:
-        return False
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
-    return Bt * triton.cdiv(Dm, cfg.BD_fwd) < 8 * sms
+    return bool(_OVERRIDE.get("ksplit", False)) and K > 1
 
 
 def _k_strides(t: Tensor) -> tuple[tuple[int, int, int, int], bool]:
@@ -160,21 +157,16 @@ def scan_forward(
     dummy = last
     so, ksplit = _k_strides(out)
     grid = (Bt, triton.cdiv(Dm, cfg.BD_fwd), K if ksplit else 1)
-    # channel-last inputs: re-lay each tile out step-major before the scan (experimental switch)
-    relayout = u.stride(1) == 1 and os.environ.get("VISION_SSM_TRITON_RELAYOUT", "0") == "1"
-    scratch = (torch.empty(grid[0] * grid[1] * grid[2] * 2 * cfg.BD_fwd * cfg.T, device=u.device,
-                           dtype=torch.float32) if relayout else last)
     _scan_fwd_kernel[grid](
         u, delta, A, B, C, dummy if D is None else D, dummy if z is None else z,
         dummy if delta_bias is None else delta_bias, dummy if idx is None else idx,
-        out, states, last, scratch,
+        out, states, last,
         L, Dm, NT,
         *u.stride(), *delta.stride(), *sB, *sC, *sz, *so,
         dgb, dgc, gpdb, gpdc,
         N=N, NP=NP, K=K, BD=cfg.BD_fwd, T=cfg.T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
         SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, SAVE_STATES=save_states, KSPLIT=ksplit,
-        RELAYOUT=relayout,
         num_warps=cfg.num_warps,
     )
     return out, last[..., :N], (states if save_states else None)

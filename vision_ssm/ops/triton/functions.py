@@ -65,8 +65,8 @@ class _SS2DFn(torch.autograd.Function):
     """Fused SS2D core. Works channel-last: every step of every direction then reads one
     contiguous run of channels, whatever the pixel order (column-wise directions stay coalesced).
     The merged output (and ``dx``) is accumulated in fp32: in place by one program walking the K
-    directions in turn, or, when that leaves the GPU under-filled (small batch × channels), in
-    K per-direction slabs summed in a fixed order afterwards. Both are deterministic."""
+    directions in turn (default), or in K per-direction slabs (one program per direction) summed
+    in a fixed order afterwards (``config_override(ksplit=True)``). Both are deterministic."""
 
     @staticmethod
     def forward(ctx, x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad):
