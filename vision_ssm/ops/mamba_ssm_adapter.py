@@ -36,6 +36,8 @@ class MambaSSMScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool, return_last_state: bool):
         ext = _ext()
+        # gradients are returned in each input's own dtype (the kernel may need another one)
+        ctx.in_dtypes = [None if t is None else t.dtype for t in (u, delta, A, B, C, D, z, delta_bias)]
         u = u if u.stride(-1) == 1 else u.contiguous()
         delta = delta.to(u.dtype)
         delta = delta if delta.stride(-1) == 1 else delta.contiguous()
@@ -66,18 +68,9 @@ class MambaSSMScanFn(torch.autograd.Function):
         res = ext.bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, None, ctx.delta_softplus, False)
         du, ddelta, dA, dB, dC, dD, ddelta_bias = res[:7]
         dz = res[7] if z is not None else None
-        return (
-            du,
-            ddelta,
-            dA,
-            dB.to(B.dtype),
-            dC.to(C.dtype),
-            dD if ctx.has_D else None,
-            dz,
-            ddelta_bias if ctx.has_bias else None,
-            None,
-            None,
-        )
+        grads = [du, ddelta, dA, dB, dC, dD if ctx.has_D else None, dz, ddelta_bias if ctx.has_bias else None]
+        grads = [None if g is None or dt is None else g.to(dt) for g, dt in zip(grads, ctx.in_dtypes)]
+        return (*grads, None, None)
 
 
 def selective_scan_mamba_ssm(

@@ -110,7 +110,7 @@ class NumbaScanFn(torch.autograd.Function):
         dC_var = u.new_zeros(Bt, nblk, L, N) if var_c else dummy4
         dB_const = dummy3 if var_b else u.new_zeros(Bt, Dm, N)
         dC_const = dummy3 if var_c else u.new_zeros(Bt, Dm, N)
-        k.scan_bwd(*[a.numpy() for a in args], *ctx.flags, hs.numpy(), gout.numpy(), glast.numpy(), bs,
+        k.scan_bwd(*[_np(a) for a in args], *ctx.flags, hs.numpy(), gout.numpy(), glast.numpy(), bs,
                    du.numpy(), ddelta.numpy(), dz.numpy(), dA.numpy(), dD.numpy(), dbias.numpy(),
                    dB_var.numpy(), dC_var.numpy(), dB_const.numpy(), dC_const.numpy())
 
