@@ -1,0 +1,80 @@
+"""CPU check of the mamba_ssm adapter's plumbing against a stand-in for ``selective_scan_cuda``.
+
+The stand-in follows the documented calling convention (positional ``fwd``/``bwd`` arguments,
+``[out, x(, out_z)]`` and ``[du, ddelta, dA, dB, dC, dD, ddelta_bias(, dz)]`` returns, last state
+in ``x[:, :, -1, 1::2]``) and computes with the reference loop, so these tests catch argument
+order, return parsing and dtype handling errors without a GPU. The real kernel is tested by
+``test_selective_scan_mamba_ssm.py`` (``pytest -m gpu``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from selective_scan_cases import Case, check_against_reference
+
+from vision_ssm.ops import mamba_ssm_adapter, selective_scan_reference
+
+
+class FakeExt:
+    """Reference-loop implementation of ``selective_scan_cuda.fwd/.bwd``."""
+
+    calls: list[str] = []
+
+    @staticmethod
+    def fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        assert A.dtype == torch.float32 and (D is None or D.dtype == torch.float32)
+        assert delta.dtype == u.dtype and (B.dim() == 2 or B.dtype == u.dtype)
+        assert u.stride(-1) == 1 and delta.stride(-1) == 1
+        FakeExt.calls.append("fwd")
+        out, last = selective_scan_reference(u, delta, A, B, C, D, None, delta_bias, delta_softplus, True)
+        Bt, Dm, N = last.shape
+        x = torch.zeros(Bt, Dm, 2, 2 * N)
+        x[:, :, -1, 1::2] = last
+        res = [out, x]
+        if z is not None:
+            res.append((out.float() * F.silu(z.float())).to(u.dtype))
+        return res
+
+    @staticmethod
+    def bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, dz, delta_softplus, recompute_out_z):
+        assert dz is None and recompute_out_z is False
+        assert (out is None) == (z is None)
+        FakeExt.calls.append("bwd")
+        ins = [t if t is None else t.detach().requires_grad_() for t in (u, delta, A, B, C, D, z, delta_bias)]
+        with torch.enable_grad():
+            y = selective_scan_reference(*ins, delta_softplus)
+            want = [t for t in ins if t is not None]
+            gr = iter(torch.autograd.grad(y, want, dout))
+        g = [None if t is None else next(gr) for t in ins]
+        du, ddelta, dA, dB, dC, dD, dz_, ddb = g
+        res = [du, ddelta, dA, dB.float() if B.dim() == 4 else dB, dC.float() if C.dim() == 4 else dC,
+               dD if dD is not None else torch.empty(0), ddb if ddb is not None else torch.empty(0)]
+        if z is not None:
+            res.append(dz_)
+        return res
+
+
+def _adapter(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False):
+    out, last = mamba_ssm_adapter.MambaSSMScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                                       return_last_state)
+    return (out, last) if return_last_state else out
+
+
+def test_adapter_plumbing_matches_reference(monkeypatch):
+    monkeypatch.setattr(mamba_ssm_adapter, "_ext", lambda: FakeExt)
+    FakeExt.calls.clear()
+    for case, dtype in [
+        (Case(L=20, N=3, G=2), torch.float32),
+        (Case(L=9, N=2, G=1, var_B=False, has_z=False, has_D=False), torch.float32),
+        (Case(L=12, N=4, G=2, var_C=False, has_bias=False, softplus=False), torch.bfloat16),
+    ]:
+        check_against_reference(_adapter, case, dtype, grad_last=False)
+    assert "fwd" in FakeExt.calls and "bwd" in FakeExt.calls
+
+
+def test_adapter_last_state_is_not_differentiable(monkeypatch):
+    monkeypatch.setattr(mamba_ssm_adapter, "_ext", lambda: FakeExt)
+    u = torch.randn(1, 2, 5, requires_grad=True)
+    out, last = _adapter(u, torch.rand(1, 2, 5), -torch.rand(2, 3), torch.randn(1, 1, 3, 5),
+                         torch.randn(1, 1, 3, 5), return_last_state=True)
+    assert out.requires_grad and not last.requires_grad and last.shape == (1, 2, 3)
