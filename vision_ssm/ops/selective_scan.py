@@ -70,9 +70,10 @@ def selective_scan(
         delta_softplus: Apply softplus to ``delta + delta_bias``.
         return_last_state: Also return the last state ``(B, D, N)`` (fp32). As in mamba-ssm,
             its gradient is not propagated by the fused backends.
-        backend: Force a backend (``"reference"``, ``"chunked"``, ``"triton"``,
+        backend: Force a backend (``"reference"``, ``"chunked"``, ``"numba"``, ``"triton"``,
             ``"mamba_ssm"``, ...). Default: ``VISION_SSM_BACKEND``, then
-            :func:`use_backend`, then the best available for the device.
+            :func:`use_backend`, then the best available for the device (CPU: ``numba`` if
+            installed, else ``chunked``; CUDA: ``triton``, then ``mamba_ssm``, then ``chunked``).
 
     Returns:
         ``out`` ``(B, D, L)``, or ``(out, last_state)`` if ``return_last_state``.
