@@ -118,9 +118,10 @@ def _groups(B: Tensor, C: Tensor, Dm: int) -> int:
 
 def _local_end_states(a: Tensor, x: Tensor) -> Tensor:
     """End state of every chunk started from zero: ``T`` vectorised steps of ``h = a_t·h + x_t``."""
-    h = x[0].clone()
-    for t in range(1, a.shape[0]):
-        h.mul_(a[t]).add_(x[t])
+    h, h2 = x[0].clone(), torch.empty_like(x[0])
+    for t in range(1, a.shape[0]):  # one fused op per step, ping-ponging two buffers
+        torch.addcmul(x[t], a[t], h, out=h2)
+        h, h2 = h2, h
     return h
 
 
@@ -211,9 +212,10 @@ class ChunkedScanFn(torch.autograd.Function):
         full = (T,) + full[1:]
         if tuple(q.shape) != full:
             q = q.expand(full).contiguous()
-        g = q[T - 1].clone()  # local pass (zero carry): the adjoint at each chunk's first step
+        g, g2 = q[T - 1].clone(), torch.empty_like(q[T - 1])  # local pass (zero carry): adjoint at chunk starts
         for t in range(T - 2, -1, -1):
-            g.mul_(a[t + 1]).add_(q[t])
+            torch.addcmul(q[t], a[t + 1], g, out=g2)
+            g, g2 = g2, g
         R = torch.zeros_like(g[:, :, 0]) if glast is None else lay.state_in(glast.to(g.dtype))
         Rs = torch.empty_like(g)  # carry into the last step of every chunk
         for c in range(lay.nc - 1, -1, -1):
