@@ -22,6 +22,7 @@ import csv
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -295,19 +296,21 @@ def _write_results(out: Path, results: dict, name: str = "results") -> None:
 
 
 def _heatmap_indices(dataset: AnomalyDataset, n: int) -> dict[str, list[int]]:
-    """Per class, ``n`` positions (within the class) spread over its test list, anomalies first."""
-    by_cls: dict[str, list[tuple[int, int]]] = {}
+    """Per class, ``n`` positions (within the class): anomalies first, one defect kind after the other,
+    then about a quarter normal images."""
+    by_cls: dict[str, list[dict]] = {}
     for r in dataset.records:
-        lst = by_cls.setdefault(r["cls_name"], [])
-        lst.append((len(lst), r["label"]))
+        by_cls.setdefault(r["cls_name"], []).append(r)
     out = {}
-    for cls, lst in by_cls.items():
-        bad = [j for j, lab in lst if lab]
-        good = [j for j, lab in lst if not lab]
+    for cls, recs in by_cls.items():
+        good = [j for j, r in enumerate(recs) if not r["label"]]
+        kinds: dict[str, list[int]] = {}
+        for j, r in enumerate(recs):
+            if r["label"]:
+                kinds.setdefault(r["specie"], []).append(j)
         n_good = min(len(good), max(1, n // 4)) if n > 1 else 0
-        pick = [bad[int(i)] for i in np.linspace(0, len(bad) - 1, min(n - n_good, len(bad)))] if bad else []
-        pick += [good[int(i)] for i in np.linspace(0, len(good) - 1, min(n - len(pick), len(good)))] if good else []
-        out[cls] = sorted(set(pick))
+        bad = [j for group in zip_longest(*kinds.values()) for j in group if j is not None][: n - n_good]
+        out[cls] = sorted(bad + good[: n - len(bad)])
     return out
 
 
