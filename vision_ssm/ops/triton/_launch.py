@@ -29,12 +29,13 @@ from ._fwd import _scan_fwd_kernel
 
 @dataclass(frozen=True)
 class TileConfig:
-    """Tile shape of one launch: ``T`` steps × ``BD`` channels per program, ``num_warps`` warps."""
+    """Tile shape: ``T`` steps × ``BD`` channels per program, ``nw`` warps (forward / backward)."""
 
     T: int
     BD_fwd: int
     BD_bwd: int
-    num_warps: int = 4
+    nw_fwd: int = 4
+    nw_bwd: int = 4
 
 
 _OVERRIDE: dict[str, int] = {}
@@ -64,18 +65,31 @@ def _pow2_divisor(n: int, cap: int) -> int:
     return p
 
 
-def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
-    """Default tiles (from a sweep on an H100, bf16, the benchmark shapes): ~1024 fp32
-    (channel, state, step) elements per program and array; T = 64 steps (32 for N > 8)."""
+def pick_config(N: int, L: int, group_size: int | None, channels_last: bool = False) -> TileConfig:
+    """Default tiles, from sweeps on an H100 (bf16, the benchmark shapes).
+
+    Channel-first (the 1-D op): ~1024 fp32 (channel, state, step) elements per program and array,
+    ``T = 64`` steps (32 for ``N > 8``), 4 warps. Channel-last (the fused SS2D core): smaller
+    programs — ``T = 64``, 8 channels, 1 warp forward / 2 backward at ``N <= 2``; ``T = 16``,
+    4 channels, 2 warps at ``N = 16``.
+    """
     NP = triton.next_power_of_2(N)
-    T = 64 if NP <= 8 else 32
+    if channels_last:
+        T, bd_f, bd_b, nw_f, nw_b = (64, 8, 8, 1, 2) if NP <= 2 else ((32, 4, 4, 2, 2) if NP <= 8 else (16, 4, 4, 2, 2))
+    else:
+        T = 64 if NP <= 8 else 32
+        bd_f = max(1, min(64, 1024 // (NP * T)))
+        bd_b = max(1, bd_f // 2) if NP <= 2 else bd_f
+        nw_f = nw_b = 4
     T = int(_OVERRIDE.get("T", min(T, max(16, triton.next_power_of_2(L)))))
-    bd_f = int(_OVERRIDE.get("BD_fwd", max(1, min(64, 1024 // (NP * T)))))
-    bd_b = int(_OVERRIDE.get("BD_bwd", max(1, bd_f // 2) if NP <= 2 else bd_f))
+    bd_f = int(_OVERRIDE.get("BD_fwd", bd_f))
+    bd_b = int(_OVERRIDE.get("BD_bwd", bd_b))
     if group_size is not None:  # a program's channels must share one B/C group
         bd_f = _pow2_divisor(group_size, bd_f)
         bd_b = _pow2_divisor(group_size, bd_b)
-    return TileConfig(T=T, BD_fwd=bd_f, BD_bwd=bd_b, num_warps=int(_OVERRIDE.get("num_warps", 4)))
+    nw_f = int(_OVERRIDE.get("num_warps", nw_f))
+    nw_b = int(_OVERRIDE.get("num_warps", nw_b))
+    return TileConfig(T=T, BD_fwd=bd_f, BD_bwd=bd_b, nw_fwd=nw_f, nw_bwd=nw_b)
 
 
 def use_ksplit(Bt: int, Dm: int, K: int, cfg: TileConfig, device: torch.device) -> bool:
@@ -126,7 +140,8 @@ def _common(u, delta, A, B, C, z):
     K = delta.shape[1]
     N = A.shape[1]
     NP = triton.next_power_of_2(N)
-    cfg = pick_config(N, L, _group_size(B, C, K, Dm))
+    channels_last = u.stride(1) == 1 and Dm > 1 and L > 1
+    cfg = pick_config(N, L, _group_size(B, C, K, Dm), channels_last)
     NT = triton.cdiv(L, cfg.T)
     b_const, sB, dgb, gpdb = _bc_layout(B, K, Dm)
     c_const, sC, dgc, gpdc = _bc_layout(C, K, Dm)
@@ -167,7 +182,7 @@ def scan_forward(
         N=N, NP=NP, K=K, BD=cfg.BD_fwd, T=cfg.T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
         SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, SAVE_STATES=save_states, KSPLIT=ksplit,
-        num_warps=cfg.num_warps,
+        num_warps=cfg.nw_fwd,
     )
     return out, last[..., :N], (states if save_states else None)
 
@@ -224,7 +239,7 @@ def scan_backward(
         N=N, NP=NP, K=K, BD=BD, T=cfg.T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
         SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, KSPLIT=ksplit,
-        num_warps=cfg.num_warps,
+        num_warps=cfg.nw_bwd,
     )
     dA = dA[..., :N].sum(0)
     dB = dBp[..., :N].sum(0) if bc else dBp.sum(2)

@@ -77,7 +77,7 @@ class _SS2DFn(torch.autograd.Function):
         A = A.contiguous()
         K = d_cl.shape[1]
         N = A.shape[1]
-        ksplit = use_ksplit(Bt, Dm, K, pick_config(N, L, Dm), x.device)
+        ksplit = use_ksplit(Bt, Dm, K, pick_config(N, L, Dm, channels_last=True), x.device)
         f32 = dict(device=x.device, dtype=torch.float32)
         acc = (torch.empty(Bt, K, L, Dm, **f32).transpose(2, 3) if ksplit
                else torch.empty(Bt, L, Dm, **f32).transpose(1, 2))
