@@ -65,3 +65,27 @@ def test_calibrate_batchnorm_sets_running_stats_only():
     assert net[1].running_var.mean() > 2  # input std 3: far from the initial 1
     for k, v in before.items():
         torch.testing.assert_close(net.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+def test_local_encoder_weights_are_loaded(tmp_path, fmt):
+    import timm
+    from safetensors.torch import save_file
+
+    import vision_ssm.models  # noqa: F401
+    from vision_ssm.tasks.anomaly import TrainConfig, build_model
+
+    src = timm.create_model("test_mambaad", pretrained=False).net_t
+    sd = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in src.state_dict().items()}
+    sd["fc.weight"] = torch.zeros(3, 3)  # a classifier key the encoder does not have: ignored
+    path = tmp_path / f"enc.{fmt}"
+    save_file(sd, str(path)) if fmt == "safetensors" else torch.save({"state_dict": sd}, path)
+    model = build_model(TrainConfig(data_root="unused", model="test_mambaad", encoder_weights=str(path)),
+                        torch.device("cpu"))
+    for k, v in model.net_t.state_dict().items():
+        torch.testing.assert_close(v, sd[k])
+    bad = tmp_path / "bad.safetensors"
+    save_file({"something.else": torch.zeros(1)}, str(bad))
+    with pytest.raises(ValueError, match="no encoder tensor"):
+        build_model(TrainConfig(data_root="unused", model="test_mambaad", encoder_weights=str(bad)),
+                    torch.device("cpu"))

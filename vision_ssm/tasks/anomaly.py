@@ -181,10 +181,11 @@ def build_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)
     model = timm.create_model(cfg.model, pretrained=False, **cfg.model_kwargs)
     if cfg.encoder_weights:
-        missing, unexpected = _encoder(model).load_state_dict(_load_state(cfg.encoder_weights), strict=False)
-        loaded = len(_encoder(model).state_dict()) - len(missing)
-        if loaded == 0:
+        sd = _load_state(cfg.encoder_weights)
+        enc = _encoder(model)
+        if not set(sd) & {k for k in enc.state_dict() if not k.endswith("num_batches_tracked")}:
             raise ValueError(f"no encoder tensor matched in {cfg.encoder_weights}")
+        enc.load_state_dict(sd, strict=False)  # classifier / unused layers of a full checkpoint are ignored
     return model.to(device)
 
 
