@@ -25,6 +25,9 @@ class FakeExt:
         assert A.dtype == torch.float32 and (D is None or D.dtype == torch.float32)
         assert delta.dtype == u.dtype and (B.dim() == 2 or B.dtype == u.dtype)
         assert u.stride(-1) == 1 and delta.stride(-1) == 1
+        # the kernel takes n_groups from B alone and checks a variable C against it
+        n_groups = B.shape[1] if B.dim() == 4 else 1
+        assert C.dim() == 2 or C.shape[1] == n_groups, f"C groups {C.shape[1]} != n_groups {n_groups}"
         FakeExt.calls.append("fwd")
         out, last = selective_scan_reference(u, delta, A, B, C, D, None, delta_bias, delta_softplus, True)
         Bt, Dm, N = last.shape
@@ -78,3 +81,25 @@ def test_adapter_last_state_is_not_differentiable(monkeypatch):
     out, last = _adapter(u, torch.rand(1, 2, 5), -torch.rand(2, 3), torch.randn(1, 1, 3, 5),
                          torch.randn(1, 1, 3, 5), return_last_state=True)
     assert out.requires_grad and not last.requires_grad and last.shape == (1, 2, 3)
+
+
+def test_mixed_b_c_layouts_are_matched_for_the_kernel(monkeypatch):
+    """Constant B with a multi-group variable C, or different group counts, reach the kernel legally."""
+    monkeypatch.setattr(mamba_ssm_adapter, "_ext", lambda: FakeExt)
+    g = torch.Generator().manual_seed(0)
+    Bt, Dm, L, N = 2, 8, 11, 3
+    for b_shape, c_shape in [((Dm, N), (Bt, 2, N, L)), ((Bt, 2, N, L), (Bt, 4, N, L)), ((Bt, 4, N, L), (Bt, 1, N, L))]:
+        u = torch.randn(Bt, Dm, L, generator=g, requires_grad=True)
+        dt = torch.rand(Bt, Dm, L, generator=g)
+        A = -torch.rand(Dm, N, generator=g)
+        B = torch.randn(*b_shape, generator=g, requires_grad=True)
+        C = torch.randn(*c_shape, generator=g, requires_grad=True)
+        B2, C2 = mamba_ssm_adapter._match_groups(B, C, Bt, Dm, L)
+        out = _adapter(u, dt, A, B2, C2, delta_softplus=True)
+        ref = selective_scan_reference(u, dt, A, B, C, delta_softplus=True)
+        torch.testing.assert_close(out, ref)
+        go = torch.randn_like(out)
+        got = torch.autograd.grad(out, (u, B, C), go)
+        want = torch.autograd.grad(ref, (u, B, C), go)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

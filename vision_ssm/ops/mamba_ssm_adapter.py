@@ -20,6 +20,8 @@ Requirements of the kernel that this adapter takes care of: CUDA tensors with ``
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -73,6 +75,26 @@ class MambaSSMScanFn(torch.autograd.Function):
         return (*grads, None, None)
 
 
+def _match_groups(B: Tensor, C: Tensor, Bt: int, Dm: int, L: int) -> tuple[Tensor, Tensor]:
+    """Make B/C acceptable to the kernel, which takes the group count from ``B`` alone.
+
+    The kernel requires a variable ``C`` to have as many groups as a variable ``B`` (and one group
+    when ``B`` is constant). Mixed layouts are expanded here, outside the autograd Function, so
+    autograd sums the gradients back: two variable tensors go to ``lcm(G_B, G_C)`` groups; a
+    constant ``B`` with a multi-group variable ``C`` becomes per-channel (``G = D``).
+    """
+    if C.dim() == 2 or (B.dim() == 4 and B.shape[1] == C.shape[1]) or (B.dim() == 2 and C.shape[1] == 1):
+        return B, C
+    if B.dim() == 2:  # constant B, variable C with G_C > 1: go per channel
+        G = Dm
+        B = B[None, :, :, None].expand(Bt, Dm, B.shape[1], L)
+    else:
+        G = math.lcm(B.shape[1], C.shape[1])
+        B = B.repeat_interleave(G // B.shape[1], dim=1)
+    C = C.repeat_interleave(G // C.shape[1], dim=1)
+    return B.contiguous(), C
+
+
 def selective_scan_mamba_ssm(
     u: Tensor,
     delta: Tensor,
@@ -106,6 +128,7 @@ def selective_scan_mamba_ssm(
         raise RuntimeError(f"the mamba_ssm backend needs CUDA tensors, got {u.device}")
     if u.dtype == torch.float64:
         raise RuntimeError("the mamba_ssm backend supports float32/float16/bfloat16 inputs, not float64")
+    B, C = _match_groups(B, C, u.shape[0], u.shape[1], u.shape[2])
     with torch.autocast("cuda", enabled=False):
         out, last = MambaSSMScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return (out, last) if return_last_state else out
