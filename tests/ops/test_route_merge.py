@@ -163,3 +163,16 @@ def test_merge_paths_agree(family, K):
         a = _merge_impl(y, dirs, cl, scatter=True)
         b = _merge_impl(y, dirs, cl, scatter=False)
         assert torch.equal(a, b) and torch.equal(a, merge(y, dirs, cl))
+
+
+def test_direction_cache_built_in_inference_mode_still_serves_autograd():
+    """A set first requested under torch.inference_mode() must not poison later training steps."""
+    from vision_ssm.ops import get_directions, route
+
+    dirs_inf = None
+    with torch.inference_mode():
+        dirs_inf = get_directions("zigzag", 7, 5, 4)
+    assert not dirs_inf.index.is_inference() and not dirs_inf.inverse.is_inference()
+    x = torch.randn(2, 3, 7, 5, requires_grad=True)
+    route(x, get_directions("zigzag", 7, 5, 4)).sum().backward()
+    assert x.grad is not None

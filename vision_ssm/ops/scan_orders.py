@@ -311,6 +311,13 @@ def _device_key(device: torch.device | str | None) -> str:
 
 @lru_cache(maxsize=512)
 def _cached(family: str, H: int, W: int, K: int, device: str) -> DirectionSet:
+    # Cached tensors outlive the call: never let them become inference tensors (a set first built
+    # under torch.inference_mode() would otherwise break every later autograd use).
+    with torch.inference_mode(False):
+        return _build(family, H, W, K, device)
+
+
+def _build(family: str, H: int, W: int, K: int, device: str) -> DirectionSet:
     if device == "cpu":
         idx = scan_directions(family, H, W, K).contiguous()
         inv = torch.argsort(idx, dim=1)
