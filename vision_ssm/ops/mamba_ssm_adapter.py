@@ -81,7 +81,8 @@ def _match_groups(B: Tensor, C: Tensor, Bt: int, Dm: int, L: int) -> tuple[Tenso
     The kernel requires a variable ``C`` to have as many groups as a variable ``B`` (and one group
     when ``B`` is constant). Mixed layouts are expanded here, outside the autograd Function, so
     autograd sums the gradients back: two variable tensors go to ``lcm(G_B, G_C)`` groups; a
-    constant ``B`` with a multi-group variable ``C`` becomes per-channel (``G = D``).
+    constant ``B`` with a multi-group variable ``C`` becomes per-channel (``G = D``; the caller runs
+    that case in fp32 so the constant ``B`` keeps its precision).
     """
     if C.dim() == 2 or (B.dim() == 4 and B.shape[1] == C.shape[1]) or (B.dim() == 2 and C.shape[1] == 1):
         return B, C
@@ -128,7 +129,14 @@ def selective_scan_mamba_ssm(
         raise RuntimeError(f"the mamba_ssm backend needs CUDA tensors, got {u.device}")
     if u.dtype == torch.float64:
         raise RuntimeError("the mamba_ssm backend supports float32/float16/bfloat16 inputs, not float64")
+    in_dtype = u.dtype
+    if B.dim() == 2 and C.dim() == 4 and C.shape[1] > 1 and in_dtype != torch.float32:
+        # B becomes a per-channel *variable* tensor, which the kernel reads in the input dtype: run
+        # this rare layout in fp32 rather than round the constant B to half precision.
+        u, delta, C = u.float(), delta.float(), C.float()
+        z = None if z is None else z.float()
     B, C = _match_groups(B, C, u.shape[0], u.shape[1], u.shape[2])
     with torch.autocast("cuda", enabled=False):
         out, last = MambaSSMScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    out = out.to(in_dtype)
     return (out, last) if return_last_state else out
