@@ -56,9 +56,6 @@ def run_demo(args: argparse.Namespace) -> dict:
     from ..data.texture_demo import build_texture_demo
     from .anomaly import TrainConfig, train
 
-    # numba's parallel scan loops next to torch's own thread pool oversubscribe small CPUs badly
-    # (measured: 30-40x slower steps on 2 busy cores); one numba thread is the fast choice there.
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.output)
