@@ -105,7 +105,7 @@ def available_backends(device: str | torch.device | None = None) -> list[str]:
         device: If given, only backends that run on this device type (``"cpu"``, ``"cuda"``).
     """
     dev = None if device is None else torch.device(device).type
-    specs = [s for s in _BACKENDS.values() if s.is_available() and (dev is None or dev in s.devices)]
+    specs = [s for s in _BACKENDS.values() if (dev is None or dev in s.devices) and s.is_available()]
     key_dev = dev or ("cuda" if torch.cuda.is_available() else "cpu")
     specs.sort(key=lambda s: -s.priority.get(key_dev, -1))
     return [s.name for s in specs]
