@@ -14,4 +14,15 @@ from .mambavision_stage import (
 from .mff_oce import MFF_OCE, MFFOCE
 from .patch_expand import PatchExpand2D
 from .ss2d import SS2D, ScanIndex
-from .vss import Mlp, PatchMerging2D, Permute, VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed
+from .vss import (
+    Mlp,
+    PatchMerging2D,
+    Permute,
+    VMambaHead,
+    VMambaStage,
+    VSSBlock,
+    vmamba_downsample,
+    vmamba_norm,
+    vmamba_patch_embed,
+)
+from .weight_init import init_linear_layernorm

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from timm.layers import trunc_normal_
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .hss import HSSBlock
 from .patch_expand import PatchExpand2D
+from .weight_init import init_linear_layernorm
 
 __all__ = ["LSSModule", "LSSLayer", "MambaUPNet", "group_lss_depth", "remap_lss_state_dict"]
 
@@ -250,18 +250,7 @@ class MambaUPNet(nn.Module):
                 d_state=d_state, scan=scan, num_directions=num_directions,
                 scan_index_size=None if scan_index_sizes is None else scan_index_sizes[i], **dd, **ss2d_kwargs,
             ))
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        """Upstream: every Linear trunc_normal(std .02) with zero bias; LayerNorm weight 1, bias 0."""
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        self.apply(init_linear_layernorm)  # upstream: Linear trunc_normal(.02), LN 1/0
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         for layer in self.layers_up:

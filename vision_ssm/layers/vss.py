@@ -7,18 +7,20 @@ channels-first (``"ln2d"``/``"bn"``: blocks see ``(B, C, H, W)``). Module indice
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerNorm2d, get_act_layer
+from timm.layers import DropPath, LayerNorm2d, SelectAdaptivePool2d, get_act_layer
+from timm.models import checkpoint_seq
 from torch import Tensor, nn
 
 from .linear2d import Linear2d
 from .ss2d import SS2D
 
 __all__ = [
-    "Mlp", "PatchMerging2D", "Permute", "VSSBlock", "vmamba_downsample", "vmamba_norm", "vmamba_patch_embed",
+    "Mlp", "PatchMerging2D", "Permute", "VMambaHead", "VMambaStage", "VSSBlock", "vmamba_downsample",
+    "vmamba_norm", "vmamba_patch_embed",
 ]
 
 
@@ -234,3 +236,37 @@ def vmamba_downsample(dim: int, out_dim: int, norm_layer: str = "ln", version: s
         nn.Identity() if cf else Permute(0, 2, 3, 1),
         norm(out_dim, **dd),
     )
+
+
+class VMambaStage(nn.Module):
+    """``blocks`` (VSSBlock × depth) then ``downsample`` (Identity for the last stage)."""
+
+    def __init__(self, blocks: Sequence[nn.Module], downsample: nn.Module):
+        super().__init__()
+        self.blocks = nn.Sequential(*blocks)
+        self.downsample = downsample
+        self.grad_checkpointing = False
+
+    def forward_blocks(self, x: Tensor) -> Tensor:
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.downsample(self.forward_blocks(x))
+
+
+class VMambaHead(nn.Module):
+    """Upstream's ``classifier``: ``norm`` (applied in ``forward_features``) + pool → dropout → ``head``."""
+
+    def __init__(self, num_features: int, num_classes: int, global_pool: str, norm: nn.Module, drop_rate: float,
+                 device=None, dtype=None):
+        super().__init__()
+        self.norm = norm
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
+        self.drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(num_features, num_classes, device=device, dtype=dtype) if num_classes else nn.Identity()
+
+    def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.drop(self.global_pool(x))
+        return x if pre_logits else self.head(x)

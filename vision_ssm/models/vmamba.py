@@ -24,58 +24,15 @@ from functools import partial
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import SelectAdaptivePool2d, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.layers import SelectAdaptivePool2d
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import Tensor, nn
 
-from ..layers.vss import VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed
-
-try:
-    from timm.models._features import feature_take_indices
-except ImportError:  # pragma: no cover
-    def feature_take_indices(num_features: int, indices=None):
-        indices = num_features if indices is None else indices
-        if isinstance(indices, int):
-            take = list(range(num_features - indices, num_features))
-        else:
-            take = [num_features + i if i < 0 else i for i in indices]
-        return take, max(take)
+from ..layers.vss import VMambaHead, VMambaStage, VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed
+from ..layers.weight_init import init_linear_layernorm
+from ._features import feature_take_indices
 
 __all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
-
-
-class VMambaStage(nn.Module):
-    """``blocks`` (VSSBlock × depth) then ``downsample`` (Identity for the last stage)."""
-
-    def __init__(self, blocks: Sequence[nn.Module], downsample: nn.Module):
-        super().__init__()
-        self.blocks = nn.Sequential(*blocks)
-        self.downsample = downsample
-        self.grad_checkpointing = False
-
-    def forward_blocks(self, x: Tensor) -> Tensor:
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.downsample(self.forward_blocks(x))
-
-
-class VMambaHead(nn.Module):
-    """Upstream's ``classifier``: ``norm`` (applied in ``forward_features``) + pool → dropout → ``head``."""
-
-    def __init__(self, num_features: int, num_classes: int, global_pool: str, norm: nn.Module, drop_rate: float,
-                 device=None, dtype=None):
-        super().__init__()
-        self.norm = norm
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
-        self.drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(num_features, num_classes, device=device, dtype=dtype) if num_classes else nn.Identity()
-
-    def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.drop(self.global_pool(x))
-        return x if pre_logits else self.head(x)
 
 
 class VMamba(nn.Module):
@@ -182,19 +139,7 @@ class VMamba(nn.Module):
         self.layers = nn.Sequential(*stages)
         self.classifier = VMambaHead(self.num_features, num_classes, global_pool, norm(self.num_features, **dd),
                                      drop_rate, **dd)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        # upstream VSSM._init_weights: every Linear (incl. Linear2d) trunc_normal(.02), zero bias; LN = 1/0.
-        # SS2D's bare parameters (x_proj_weight, dt_projs_*, A_logs, Ds) keep their mamba init.
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        self.apply(init_linear_layernorm)  # upstream VSSM._init_weights; SS2D keeps its mamba init
 
     # ---- timm API ---------------------------------------------------------------------------------
 
