@@ -3,7 +3,7 @@
 Run on a CUDA machine (mamba-ssm's ``selective_scan_cuda`` is used when it is importable)::
 
     python benchmarks/gpu_scan.py                  # both tables, bf16 inputs, fp32 state
-    python benchmarks/gpu_scan.py --sweep          # also sweep the triton tile shapes
+    python benchmarks/gpu_scan.py --tune scan,ss2d # also time the triton tile configurations
     python benchmarks/gpu_scan.py --json out.json  # also write every number
 
 Shapes are the issue's (Bt, K·D, L, N): VMamba-T vanilla stage 1 (N=16), VMamba-T s1l8 stage 1
@@ -206,73 +206,63 @@ def ss2d_table(dtype, bw, results):
                           f"{m_f / r['fused_fwd_ms']:.2f}x", f"{m_b / r['fused_fwdbwd_ms']:.2f}x"]))
 
 
-def sweep_shape(Bt, K, Dm, L, N, dtype) -> list[dict]:
-    from vision_ssm.ops import selective_scan
-    from vision_ssm.ops.triton._launch import config_override
+def _tune_configs(N: int, channels_last: bool) -> list[dict]:
+    """Tile configurations to time: ``T`` steps x ``BD`` channels x warps (see ``pick_config``)."""
+    if N <= 2:
+        grid = [dict(T=T, BD=bd, nw=bd // 32) for T in (8, 16, 32) for bd in (32, 64)]
+    else:
+        grid = [dict(T=T, BD=bd, nw=nw) for T, bd, nw in
+                [(4, 8, 1), (8, 8, 1), (16, 8, 1), (8, 4, 1), (8, 16, 1), (4, 32, 1), (8, 2, 1)]]
+    if channels_last:
+        grid = [dict(c, ksplit=ks) for c in grid for ks in (0, 1)]
+    return grid
+
+
+def tune_shape(Bt, K, Dm, L, N, dtype, fused: bool) -> list[dict]:
+    """Time the triton kernels (forward alone; forward + backward) over ``_tune_configs``."""
+    from vision_ssm.ops import get_directions, selective_scan, ss2d_scan
+    from vision_ssm.ops.triton._launch import config_override, pick_config
 
     inp = make_inputs(Bt, K, Dm, L, N, dtype)
-    u, d = _routed_inputs(inp, K)
-    B, C, A, D, bias = inp["B"], inp["C"], inp["A"], inp["D"], inp["bias"]
+    if fused:
+        dirs = get_directions("sweep", int(math.isqrt(L)), int(math.isqrt(L)), K, "cuda")
+        args = [inp[k] for k in ("x", "delta", "A", "B", "C", "D", "bias")]
 
-    def fn():
-        return selective_scan(u, d, A, B, C, D, None, bias, True, backend="triton")
+        def fn():
+            return ss2d_scan(*args, dirs, True, backend="triton")
+    else:
+        u, d = _routed_inputs(inp, K)
+        args = [u, d] + [inp[k] for k in ("A", "B", "C", "D", "bias")]
 
-    out = []
-    Ts = (64, 128, 256) if N <= 2 else (32, 64)
-    bds = (8, 16, 32) if N <= 2 else (1, 2, 4)
-    for T in Ts:
-        for bd in bds:
-            for nw in (4, 8):
-                with config_override(T=T, BD_fwd=bd, BD_bwd=max(1, bd // 2), num_warps=nw):
-                    try:
-                        f = bench(fn, False, [])
-                        fb = bench(fn, True, [u, d, A, B, C, D, bias])
-                    except Exception as e:
-                        print("sweep fail", T, bd, nw, type(e).__name__, str(e)[:100])
-                        continue
-                out.append({"shape": (Bt, K * Dm, L, N), "T": T, "BD": bd, "nw": nw, "fwd": f, "fwdbwd": fb})
-                print(f"sweep {(Bt, K * Dm, L, N)} T={T} BD={bd} nw={nw}: fwd {f:.3f} f+b {fb:.3f}", flush=True)
-    return out
+        def fn():
+            return selective_scan(*args[:5], args[5], None, args[6], True, backend="triton")
 
-
-def sweep_ss2d_shape(Bt, K, Dm, L, N, dtype) -> list[dict]:
-    from vision_ssm.ops import get_directions, ss2d_scan
-    from vision_ssm.ops.triton._launch import config_override
-
-    H = W = int(math.isqrt(L))
-    dirs = get_directions("sweep", H, W, K, "cuda")
-    inp = make_inputs(Bt, K, Dm, L, N, dtype)
-    args = [inp[k] for k in ("x", "delta", "A", "B", "C", "D", "bias")]
-
-    def fn():
-        return ss2d_scan(*args, dirs, True, backend="triton")
-
-    out = []
-    grid = [(T, bd, nw) for T in (32, 64) for bd in (8, 16, 32) for nw in (1, 2, 4)] if N <= 2 else \
-        [(T, bd, nw) for T in (16, 32) for bd in (2, 4, 8) for nw in (1, 2, 4)]
-    for T, bd, nw in grid:
-        with config_override(T=T, BD_fwd=bd, BD_bwd=bd if N > 2 else max(1, bd // 2), num_warps=nw):
+    out, seen = [], set()
+    group = Dm  # the 1-D op gets G = K groups of Dm channels; the fused core one group per direction
+    for c in _tune_configs(N, fused):
+        ov = dict(T=c["T"], BD_fwd=c["BD"], BD_bwd=c["BD"], num_warps=c["nw"])
+        if fused:
+            ov["ksplit"] = c["ksplit"]
+        with config_override(**ov):
+            eff = (pick_config(N, L, group, fused), c.get("ksplit"))
+            if eff in seen:  # the group size or the lane rule reduced it to a configuration already timed
+                continue
+            seen.add(eff)
             try:
                 f = bench(fn, False, [])
                 fb = bench(fn, True, args)
             except Exception as e:
-                print("sweep-ss2d fail", T, bd, nw, type(e).__name__, str(e)[:100])
+                print("tune fail", c, type(e).__name__, str(e)[:160], flush=True)
                 continue
-        out.append({"shape": (Bt, K * Dm, L, N), "T": T, "BD": bd, "nw": nw, "fwd": f, "fwdbwd": fb})
-        print(f"sweep-ss2d {(Bt, K * Dm, L, N)} T={T} BD={bd} nw={nw}: fwd {f:.3f} f+b {fb:.3f}", flush=True)
+        out.append(dict(c, shape=(Bt, K * Dm, L, N), fused=fused, fwd=f, fwdbwd=fb))
+        print(f"tune {'ss2d' if fused else 'scan'} {(Bt, K * Dm, L, N)} {c}: fwd {f:.3f} f+b {fb:.3f}", flush=True)
     return out
-
-
-def sweep(dtype, results):
-    """Time the triton scan over tile shapes (T, BD_fwd, BD_bwd = BD_fwd/2, num_warps) for each shape."""
-    results["sweep"] = [r for shape in SHAPES for r in sweep_shape(*shape, dtype)]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--sweep", action="store_true", help="also sweep triton tile shapes")
-    p.add_argument("--sweep-ss2d", default="", help="comma list of shape indices to sweep the fused SS2D tiles on")
+    p.add_argument("--tune", default="", help="time tile configurations first: comma list of scan, ss2d")
     p.add_argument("--only", default="scan,ss2d", help="comma list of tables: scan, ss2d")
     p.add_argument("--shapes", default="0,1,2", help="comma list of indices into SHAPES")
     p.add_argument("--ksplit", default="auto", choices=["auto", "0", "1"],
@@ -289,10 +279,8 @@ def main():
     results["copy_bandwidth_GBps"] = bw / 1e9
     print(f"{results['gpu']}, torch {torch.__version__}, triton {triton.__version__}, "
           f"mamba-ssm {'yes' if mamba_scan_fn() else 'no'}; copy bandwidth {bw / 1e9:.0f} GB/s")
-    if a.sweep:
-        sweep(dtype, results)
-    if a.sweep_ss2d:
-        results["sweep_ss2d"] = [r for i in a.sweep_ss2d.split(",") for r in sweep_ss2d_shape(*SHAPES[int(i)], dtype)]
+    for kind in filter(None, a.tune.split(",")):
+        results[f"tune_{kind}"] = [r for shape in SHAPES for r in tune_shape(*shape, dtype, kind == "ss2d")]
     only = a.only.split(",")
     if "scan" in only:
         scan_table(dtype, bw, results)

@@ -90,6 +90,7 @@ def test_interp_scan_matches_reference(Bt, Dm, L, N, G, dtype, const_bc, opts):
         ("snake", 2, 3, 7, 4, torch.float32, True),
         ("zorder", 1, 4, 4, 1, torch.float32, False),
         ("quadsnake", 4, 4, 3, 1, torch.bfloat16, False),
+        ("sweep", 4, 3, 5, 1, torch.bfloat16, True),  # bf16 per-direction slabs
     ],
 )
 def test_interp_ss2d_fused_matches_generic(family, K, H, W, N, dtype, ksplit):
@@ -130,3 +131,23 @@ def test_interp_ss2d_rejects_bad_shapes():
     with pytest.raises(ValueError):
         ss2d_scan_triton(x, torch.rand(1, 2, 2, 6), -torch.rand(4, 1), torch.randn(1, 2, 2, 6),
                          torch.randn(1, 2, 1, 6), None, None, dirs)
+
+
+def test_interp_ss2d_channel_last_inputs_are_not_copied():
+    """Channel-last inputs (unit channel stride, any other strides) give the same result as
+    channel-first ones; the output keeps channel-last memory ``(L*D, 1, D)``."""
+    gen = torch.Generator().manual_seed(3)
+    dirs = get_directions("sweep", 3, 4, 4, "cpu")
+    Bt, Dm, L, K, N = 2, 4, 12, 4, 2
+    x = torch.randn(Bt, Dm, L, generator=gen)
+    delta = 0.5 * torch.randn(Bt, K, Dm, L, generator=gen)
+    A = -torch.rand(K * Dm, N, generator=gen)
+    B, C = torch.randn(Bt, K, N, L, generator=gen), torch.randn(Bt, K, N, L, generator=gen)
+    D, bias = torch.randn(K * Dm, generator=gen), torch.rand(K * Dm, generator=gen)
+    x_cl = x.transpose(1, 2).contiguous().transpose(1, 2)
+    d_cl = delta.permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)  # memory (K, Bt, L, D)
+    with config_override(T=4, BD_fwd=2, BD_bwd=2):
+        want = ss2d_scan_triton(x, delta, A, B, C, D, bias, dirs, True)
+        got = ss2d_scan_triton(x_cl, d_cl, A, B, C, D, bias, dirs, True)
+    assert got.stride() == (L * Dm, 1, Dm)
+    assert torch.equal(got, want)

@@ -204,3 +204,31 @@ def test_fixed_direction_set_equals_named_family():
         torch.testing.assert_close(fixed(x), named(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="5x6"):
         fixed(torch.randn(1, 6, 5, 8))
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(d_state=1), dict(d_state=4, scan="hilbert", directions=8), dict(d_state=2, ssm_ratio=1.0)]
+)
+def test_ss2d_channel_last_core_matches_channel_first(kw):
+    """``forward_core`` on a ``channels_last`` map (the CUDA layout, whose projections are laid out
+    channel-last for the fused Triton core) computes what the channel-first path does, values
+    and gradients."""
+    torch.manual_seed(0)
+    m = SS2D(d_model=8, **kw).train()
+    x = torch.randn(2, m.d_inner, 5, 6)
+    x_cf = x.clone().requires_grad_()
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    assert x_cl.reshape(2, m.d_inner, 30).stride(1) == 1
+    y_cf, y_cl = m.forward_core(x_cf), m.forward_core(x_cl)
+    torch.testing.assert_close(y_cl, y_cf, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y_cf)
+    grads_cf = torch.autograd.grad(y_cf, [x_cf, *m.parameters()], g, allow_unused=True)
+    grads_cl = torch.autograd.grad(y_cl, [x_cl, *m.parameters()], g, allow_unused=True)
+    for a, b in zip(grads_cl, grads_cf):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_ss2d_memory_format_choice():
+    """Channel-last only on CUDA and never under FX tracing (devices unknown there)."""
+    assert SS2D._core_memory_format(torch.zeros(1, 2, 3, 3)) == torch.contiguous_format

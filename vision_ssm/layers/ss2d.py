@@ -25,6 +25,12 @@ from torch import Tensor, nn
 from ..ops import DirectionSet, get_directions, scan_order, ss2d_scan
 from .linear2d import Linear2d
 
+try:
+    from torch.fx._symbolic_trace import is_fx_tracing as _is_fx_tracing
+except ImportError:  # older torch
+    def _is_fx_tracing() -> bool:
+        return False
+
 __all__ = ["SS2D", "ScanIndex"]
 
 
@@ -218,21 +224,37 @@ class SS2D(nn.Module):
         return fixed
 
     def forward_core(self, x: Tensor) -> Tensor:
-        """The K-direction scan of a ``(B, D, H, W)`` map; returns ``(B, D, H, W)`` (fp32 if ``force_fp32``)."""
+        """The K-direction scan of a ``(B, D, H, W)`` map; returns ``(B, D, H, W)`` (fp32 if ``force_fp32``).
+
+        A channel-last ``x`` (``torch.channels_last`` memory, as :meth:`forward` makes it on CUDA)
+        keeps every scan input and the output channel-last (unit channel stride), which the fused
+        Triton core reads and writes without layout copies; otherwise all are channel-first.
+        """
         B, Dm, H, W = x.shape
         L = H * W
         K, R, N = self.num_directions, self.dt_rank, self.d_state
         dirs = self._directions(H, W, x.device)
         xf = x.reshape(B, Dm, L)
+        channels_last = xf.stride(1) == 1 and Dm > 1
         # per-direction projections, computed in the pixel domain (they are per-position maps)
-        x_dbl = torch.matmul(self.x_proj_weight.reshape(K * (R + 2 * N), Dm), xf).view(B, K, R + 2 * N, L)
-        dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
-        dts = torch.matmul(self.dt_projs_weight.unsqueeze(0), dts)  # (B, K, D, L)
+        if channels_last:
+            # (B, L, Dm) @ (Dm, K*(R+2N)): the same products, laid out (B, L, K, R+2N)
+            x_dbl = torch.matmul(xf.transpose(1, 2), self.x_proj_weight.reshape(K * (R + 2 * N), Dm).t())
+            dts, Bs, Cs = torch.split(x_dbl.view(B, L, K, R + 2 * N), [R, N, N], dim=3)
+            # (K, B*L, R) @ (K, R, D) -> memory (K, B, L, D), viewed as the logical (B, K, D, L)
+            dts = torch.matmul(dts.permute(2, 0, 1, 3).reshape(K, B * L, R), self.dt_projs_weight.transpose(1, 2))
+            dts = dts.view(K, B, L, Dm).permute(1, 0, 3, 2)
+            Bs, Cs = Bs.permute(0, 2, 3, 1), Cs.permute(0, 2, 3, 1)  # (B, K, N, L) views, N fastest
+        else:
+            x_dbl = torch.matmul(self.x_proj_weight.reshape(K * (R + 2 * N), Dm), xf).view(B, K, R + 2 * N, L)
+            dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+            dts = torch.matmul(self.dt_projs_weight.unsqueeze(0), dts)  # (B, K, D, L)
+            Bs, Cs = Bs.contiguous(), Cs.contiguous()
         if self.force_fp32:
             xf, dts, Bs, Cs = xf.float(), dts.float(), Bs.float(), Cs.float()
         As = -torch.exp(self.A_logs.float())
         y = ss2d_scan(
-            xf, dts, As, Bs.contiguous(), Cs.contiguous(), self.Ds.float(), self.dt_projs_bias.reshape(-1).float(),
+            xf, dts, As, Bs, Cs, self.Ds.float(), self.dt_projs_bias.reshape(-1).float(),
             dirs, True, backend=self.backend,
         )
         return y.view(B, Dm, H, W)
@@ -248,7 +270,7 @@ class SS2D(nn.Module):
             x, z = xz, None
         if not self.channels_first:
             x = x.permute(0, 3, 1, 2)
-        x = self.act(self.conv2d(x.contiguous()))
+        x = self.act(self.conv2d(x.contiguous(memory_format=self._core_memory_format(x))))
         y = self.forward_core(x)
         if not self.channels_first:
             y = y.permute(0, 2, 3, 1)
@@ -256,6 +278,14 @@ class SS2D(nn.Module):
         if z is not None:
             y = y * self.act(z)
         return self.dropout(self.out_proj(y))
+
+    @staticmethod
+    def _core_memory_format(x: Tensor) -> torch.memory_format:
+        """Channel-last on CUDA (what the fused Triton core reads without copies), channel-first
+        elsewhere (the CPU backends' layout; also under FX tracing, where devices are unknown)."""
+        if _is_fx_tracing() or not x.is_cuda:
+            return torch.contiguous_format
+        return torch.channels_last
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "

@@ -13,6 +13,9 @@ Nothing is accumulated with atomics: the sums over channels (variable ``dB``/``d
 as one partial per channel block, the sums over steps (``dA``, ``dD``, ``dδ_bias``, constant
 ``dB``/``dC``) as one partial per (batch, channel); the host reduces them with fixed-order sums.
 ``du`` of the K directions is accumulated at each pixel by the one program that owns it.
+
+Register tiles are ordered ``[step, state, channel]`` as in the forward, so both scans along a
+tile run inside each thread.
 """
 from __future__ import annotations
 
@@ -44,14 +47,14 @@ def _scan_bwd_kernel(
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     c0 = tl.program_id(1) * BD
-    cs = c0 + tl.arange(0, BD)
+    cs = c0 + tl.arange(0, BD)  # [BD]
     cmask = cs < Dm
-    ns = tl.arange(0, NP)
+    ns = tl.arange(0, NP)  # [NP]
     nmask = ns < N
-    ts = tl.arange(0, T)
-    first_col = ts[None, None, :] == 0
+    ts = tl.arange(0, T)  # [T]
+    first_row = ts[:, None, None] == 0
     KD = K * Dm
-    pmask = cmask[:, None] & nmask[None, :]
+    pmask = nmask[:, None] & cmask[None, :]  # [NP, BD]
     if KSPLIT:  # one direction per program; du slab k is summed over k by the host
         k_lo = tl.program_id(2)
         k_hi = k_lo + 1
@@ -60,26 +63,39 @@ def _scan_bwd_kernel(
         k_hi = K
     for k in range(k_lo, k_hi):
         pc = k * Dm + cs
-        A = tl.load(A_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32)
+        A = tl.load(A_ptr + pc[None, :] * N + ns[:, None], mask=pmask, other=0.0).to(tl.float32)  # [NP, BD]
         A2 = A * LOG2E
         if HAS_D:
             Dv = tl.load(Dp_ptr + pc, mask=cmask, other=0.0).to(tl.float32)
         if HAS_BIAS:
             bias = tl.load(bias_ptr + pc, mask=cmask, other=0.0).to(tl.float32)
         if B_CONST:
-            B3 = tl.load(B_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32)[:, :, None]
-            dB_acc = tl.zeros([BD, NP], dtype=tl.float32)
+            B3 = tl.load(B_ptr + pc[None, :] * N + ns[:, None], mask=pmask, other=0.0).to(tl.float32)[None, :, :]
+            dB_acc = tl.zeros([NP, BD], dtype=tl.float32)
         else:
             gB = k * GPDB + c0 // DGB
             jB = (c0 % DGB) // BD
+            B_base = B_ptr + pid_b * sB_b + gB * sB_g
+            pB_base = dB_ptr + pid_b * pB_b + gB * pB_g + jB * pB_j
         if C_CONST:
-            C3 = tl.load(C_ptr + pc[:, None] * N + ns[None, :], mask=pmask, other=0.0).to(tl.float32)[:, :, None]
-            dC_acc = tl.zeros([BD, NP], dtype=tl.float32)
+            C3 = tl.load(C_ptr + pc[None, :] * N + ns[:, None], mask=pmask, other=0.0).to(tl.float32)[None, :, :]
+            dC_acc = tl.zeros([NP, BD], dtype=tl.float32)
         else:
             gC = k * GPDC + c0 // DGC
             jC = (c0 % DGC) // BD
-        q = tl.zeros([BD, NP], dtype=tl.float32)
-        dA_acc = tl.zeros([BD, NP], dtype=tl.float32)
+            C_base = C_ptr + pid_b * sC_b + gC * sC_g
+            pC_base = dC_ptr + pid_b * pC_b + gC * pC_g + jC * pC_j
+        # 64-bit scalar bases, 32-bit per-element offsets (see the forward)
+        u_base = u_ptr + pid_b * su_b
+        dt_base = dt_ptr + pid_b * sd_b + k * sd_k
+        ddt_base = ddt_ptr + pid_b * sd_b + k * sd_k
+        do_base = dout_ptr + pid_b * so_b
+        du_base = du_ptr + pid_b * sdu_b + k * sdu_k
+        if HAS_Z:
+            z_base = z_ptr + pid_b * sz_b
+            dz_base = dz_ptr + pid_b * sz_b
+        q = tl.zeros([NP, BD], dtype=tl.float32)
+        dA_acc = tl.zeros([NP, BD], dtype=tl.float32)
         dD_acc = tl.zeros([BD], dtype=tl.float32)
         dbias_acc = tl.zeros([BD], dtype=tl.float32)
         for tj in range(0, NT):
@@ -94,17 +110,16 @@ def _scan_bwd_kernel(
             else:
                 pos = t
                 pos1 = t1
-            m2 = cmask[:, None] & tmask[None, :]
-            m21 = cmask[:, None] & t1mask[None, :]
-            nt_mask = nmask[:, None] & tmask[None, :]
-            u = tl.load(u_ptr + pid_b * su_b + cs[:, None] * su_c + pos[None, :] * su_l, mask=m2, other=0.0)
-            u = u.to(tl.float32)
-            doff = pid_b * sd_b + k * sd_k + cs[:, None] * sd_c
-            dtr = tl.load(dt_ptr + doff + pos[None, :] * sd_l, mask=m2, other=0.0).to(tl.float32)
-            dt1 = tl.load(dt_ptr + doff + pos1[None, :] * sd_l, mask=m21, other=0.0).to(tl.float32)
+            m2 = tmask[:, None] & cmask[None, :]  # [T, BD]
+            m21 = t1mask[:, None] & cmask[None, :]
+            tn_mask = tmask[:, None] & nmask[None, :]  # [T, NP]
+            u = tl.load(u_base + cs[None, :] * su_c + pos[:, None] * su_l, mask=m2, other=0.0).to(tl.float32)
+            coff = cs[None, :] * sd_c
+            dtr = tl.load(dt_base + coff + pos[:, None] * sd_l, mask=m2, other=0.0).to(tl.float32)
+            dt1 = tl.load(dt_base + coff + pos1[:, None] * sd_l, mask=m21, other=0.0).to(tl.float32)
             if HAS_BIAS:
-                dtr = dtr + bias[:, None]
-                dt1 = dt1 + bias[:, None]
+                dtr = dtr + bias[None, :]
+                dt1 = dt1 + bias[None, :]
             if SOFTPLUS:
                 dt = _softplus(dtr)
                 dt1 = _softplus(dt1)
@@ -112,79 +127,78 @@ def _scan_bwd_kernel(
                 dt = dtr
             dt = tl.where(m2, dt, 0.0)
             if not B_CONST:
-                B3 = tl.load(
-                    B_ptr + pid_b * sB_b + gB * sB_g + ns[:, None] * sB_n + pos[None, :] * sB_l, mask=nt_mask, other=0.0
-                ).to(tl.float32)[None, :, :]
+                B3 = tl.load(B_base + ns[None, :] * sB_n + pos[:, None] * sB_l, mask=tn_mask,
+                             other=0.0).to(tl.float32)[:, :, None]
             if not C_CONST:
-                C3 = tl.load(
-                    C_ptr + pid_b * sC_b + gC * sC_g + ns[:, None] * sC_n + pos[None, :] * sC_l, mask=nt_mask, other=0.0
-                ).to(tl.float32)[None, :, :]
-            dout = tl.load(dout_ptr + pid_b * so_b + cs[:, None] * so_c + pos[None, :] * so_l, mask=m2, other=0.0)
-            dout = dout.to(tl.float32)
+                C3 = tl.load(C_base + ns[None, :] * sC_n + pos[:, None] * sC_l, mask=tn_mask,
+                             other=0.0).to(tl.float32)[:, :, None]
+            dout = tl.load(do_base + cs[None, :] * so_c + pos[:, None] * so_l, mask=m2, other=0.0).to(tl.float32)
             # recompute the forward of this tile from the state saved at the end of the previous one
             hprev = tl.load(
-                states_ptr + ((pid_b * KD + pc[:, None]) * NT + (ti - 1)) * NP + ns[None, :],
-                mask=cmask[:, None] & (ti > 0),
+                states_ptr + ((pid_b * KD + pc[None, :]) * NT + (ti - 1)) * NP + ns[:, None],
+                mask=cmask[None, :] & (ti > 0),
                 other=0.0,
             )
-            dA = tl.exp2(dt[:, None, :] * A2[:, :, None])
-            dBu = (dt * u)[:, None, :] * B3
-            aS, hS = tl.associative_scan((dA, dBu), 2, _combine)
-            hs = hS + aS * hprev[:, :, None]
+            dA = tl.exp2(dt[:, None, :] * A2[None, :, :])  # [T, NP, BD]
+            dtu = dt * u
+            dBu = dtu[:, None, :] * B3
+            aS, hS = tl.associative_scan((dA, dBu), 0, _combine)
+            hs = hS + aS * hprev[None, :, :]
             if HAS_Z:
-                zv = tl.load(z_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :] * sz_l, mask=m2, other=0.0)
-                zv = zv.to(tl.float32)
-                sig = 1.0 / (1.0 + tl.exp(-zv))
+                zv = tl.load(z_base + cs[None, :] * sz_c + pos[:, None] * sz_l, mask=m2, other=0.0).to(tl.float32)
+                sig = 1.0 / (1.0 + tl.exp2(-zv * LOG2E))
                 y = tl.sum(hs * C3, axis=1)
                 if HAS_D:
-                    y = y + Dv[:, None] * u
+                    y = y + Dv[None, :] * u
                 dzv = dout * y * sig * (1.0 + zv * (1.0 - sig))
-                tl.store(dz_ptr + pid_b * sz_b + cs[:, None] * sz_c + pos[None, :] * sz_l,
-                         dzv.to(dz_ptr.dtype.element_ty), mask=m2)
+                tl.store(dz_base + cs[None, :] * sz_c + pos[:, None] * sz_l, dzv.to(dz_ptr.dtype.element_ty), mask=m2)
                 dy = dout * zv * sig
             else:
                 dy = dout
             # adjoint state: reverse scan with the next step's decay
-            dec1 = tl.where(m21[:, None, :], tl.exp2(dt1[:, None, :] * A2[:, :, None]), 0.0)
+            dec1 = tl.where(m21[:, None, :], tl.exp2(dt1[:, None, :] * A2[None, :, :]), 0.0)
             g = C3 * dy[:, None, :]
-            cS, qS = tl.associative_scan((dec1, g), 2, _combine, reverse=True)
-            qs = qS + cS * q[:, :, None]
-            q = tl.sum(tl.where(first_col, qs, 0.0), axis=2)
+            # reverse scan as flip -> forward scan -> flip: the steps are in-thread, so the flips are
+            # free, while ``reverse=True`` lowers to lane shuffles (Triton 3.6-3.8, seen in the SASS)
+            cS, qS = tl.associative_scan((tl.flip(dec1, 0), tl.flip(g, 0)), 0, _combine)
+            cS = tl.flip(cS, 0)
+            qS = tl.flip(qS, 0)
+            qs = qS + cS * q[None, :, :]
+            q = tl.sum(tl.where(first_row, qs, 0.0), axis=0)
             hb = hs - dBu
-            qB = tl.sum(qs * B3, axis=1)
-            ddt = tl.sum(qs * hb * A[:, :, None], axis=1) + u * qB
+            qB = tl.sum(qs * B3, axis=1)  # [T, BD]
+            qhb = qs * hb
+            ddt = tl.sum(qhb * A[None, :, :], axis=1) + u * qB
             du = dt * qB
             if HAS_D:
-                du = du + Dv[:, None] * dy
-                dD_acc += tl.sum(dy * u, axis=1)
-            dA_acc += tl.sum(qs * hb * dt[:, None, :], axis=2)
+                du = du + Dv[None, :] * dy
+                dD_acc += tl.sum(dy * u, axis=0)
+            dA_acc += tl.sum(qhb * dt[:, None, :], axis=0)
             if B_CONST:
-                dB_acc += tl.sum(qs * (dt * u)[:, None, :], axis=2)
+                dB_acc += tl.sum(qs * dtu[:, None, :], axis=0)
             else:
-                dBt = tl.sum(qs * (dt * u)[:, None, :], axis=0)
-                tl.store(dB_ptr + pid_b * pB_b + gB * pB_g + jB * pB_j + ns[:, None] * pB_n + pos[None, :] * pB_l,
-                         dBt, mask=nt_mask)
+                dBt = tl.sum(qs * dtu[:, None, :], axis=2)  # [T, NP]: the channel block's partial
+                tl.store(pB_base + ns[None, :] * pB_n + pos[:, None] * pB_l, dBt, mask=tn_mask)
             if C_CONST:
-                dC_acc += tl.sum(hs * dy[:, None, :], axis=2)
+                dC_acc += tl.sum(hs * dy[:, None, :], axis=0)
             else:
-                dCt = tl.sum(hs * dy[:, None, :], axis=0)
-                tl.store(dC_ptr + pid_b * pC_b + gC * pC_g + jC * pC_j + ns[:, None] * pC_n + pos[None, :] * pC_l,
-                         dCt, mask=nt_mask)
+                dCt = tl.sum(hs * dy[:, None, :], axis=2)
+                tl.store(pC_base + ns[None, :] * pC_n + pos[:, None] * pC_l, dCt, mask=tn_mask)
             if SOFTPLUS:
-                ddt = ddt / (1.0 + tl.exp(-dtr))
+                ddt = ddt / (1.0 + tl.exp2(-dtr * LOG2E))
             ddt = tl.where(m2, ddt, 0.0)
-            dbias_acc += tl.sum(ddt, axis=1)
-            tl.store(ddt_ptr + doff + pos[None, :] * sd_l, ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
-            duptr = du_ptr + pid_b * sdu_b + k * sdu_k + cs[:, None] * sdu_c + pos[None, :] * sdu_l
+            dbias_acc += tl.sum(ddt, axis=0)
+            tl.store(ddt_base + coff + pos[:, None] * sd_l, ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
+            duptr = du_base + cs[None, :] * sdu_c + pos[:, None] * sdu_l
             if K > 1 and not KSPLIT:
                 du = du + tl.load(duptr, mask=m2 & (k > 0), other=0.0).to(tl.float32)
             tl.store(duptr, du.to(du_ptr.dtype.element_ty), mask=m2)
         row = pid_b * KD + pc
-        tl.store(dA_ptr + row[:, None] * NP + ns[None, :], dA_acc, mask=cmask[:, None])
+        tl.store(dA_ptr + row[None, :] * NP + ns[:, None], dA_acc, mask=cmask[None, :])
         if B_CONST:
-            tl.store(dB_ptr + row[:, None] * NP + ns[None, :], dB_acc, mask=cmask[:, None])
+            tl.store(dB_ptr + row[None, :] * NP + ns[:, None], dB_acc, mask=cmask[None, :])
         if C_CONST:
-            tl.store(dC_ptr + row[:, None] * NP + ns[None, :], dC_acc, mask=cmask[:, None])
+            tl.store(dC_ptr + row[None, :] * NP + ns[:, None], dC_acc, mask=cmask[None, :])
         if HAS_D:
             tl.store(dD_ptr + row, dD_acc, mask=cmask)
         if HAS_BIAS:

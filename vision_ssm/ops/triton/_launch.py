@@ -29,13 +29,19 @@ from ._fwd import _scan_fwd_kernel
 
 @dataclass(frozen=True)
 class TileConfig:
-    """Tile shape: ``T`` steps × ``BD`` channels per program, ``nw`` warps (forward / backward)."""
+    """Tile shape: ``T`` steps × ``BD`` channels per program, ``nw`` warps (forward / backward).
+
+    ``T_infer`` is the step tile of a forward that saves no states (inference); a forward that
+    feeds the backward uses ``T`` (the backward recomputes from the states saved every ``T``
+    steps).
+    """
 
     T: int
     BD_fwd: int
     BD_bwd: int
     nw_fwd: int = 4
     nw_bwd: int = 4
+    T_infer: int = 0
 
 
 _OVERRIDE: dict[str, int] = {}
@@ -43,7 +49,8 @@ _OVERRIDE: dict[str, int] = {}
 
 @contextlib.contextmanager
 def config_override(**kwargs: int) -> Iterator[None]:
-    """Force tile parameters (``T``, ``BD_fwd``, ``BD_bwd``, ``num_warps``) inside the block.
+    """Force tile parameters (``T``, ``BD_fwd``, ``BD_bwd``, ``num_warps`` or ``nw_fwd``/``nw_bwd``,
+    ``ksplit``) inside the block.
 
     Used by the tests (several tiles at tiny ``L``) and the benchmarks (tile sweeps). ``BD`` is
     still reduced to a power of two dividing the group size.
@@ -66,41 +73,45 @@ def _pow2_divisor(n: int, cap: int) -> int:
 
 
 def pick_config(N: int, L: int, group_size: int | None, channels_last: bool = False) -> TileConfig:
-    """Default tiles, from sweeps on an H100 (bf16, the benchmark shapes).
+    """Default tiles (from sweeps on an H100, bf16, the benchmark shapes; ``benchmarks/gpu_scan.py``).
 
-    Channel-first (the 1-D op): ~1024 fp32 (channel, state, step) elements per program and array,
-    ``T = 64`` steps (32 for ``N > 8``), 4 warps. Channel-last (the fused SS2D core): smaller
-    programs — ``T = 64``, 8 channels, 1 warp forward / 2 backward at ``N <= 2``; ``T = 16``,
-    4 channels, 2 warps at ``N = 16``.
+    Register tiles are ``[T steps, NP states, BD channels]`` with the channels (then the states) on
+    a warp's lanes and the steps in-thread, so a program should cover ``32 * num_warps`` lanes with
+    ``BD x NP`` and no more: ``N = 1`` takes 32 channels per warp; ``N = 16`` takes 8 channels x 4
+    state lanes (4 states per thread). ``T`` bounds the registers (arrays of ``T x states/thread``).
     """
     NP = triton.next_power_of_2(N)
-    if channels_last:
-        T, bd_f, bd_b, nw_f, nw_b = (64, 8, 8, 1, 2) if NP <= 2 else ((32, 4, 4, 2, 2) if NP <= 8 else (16, 4, 4, 2, 2))
+    if NP <= 2:
+        T, T_inf, bd_f, bd_b, nw_f, nw_b = 16, 32, 32, 32, 1, 1
     else:
-        T = 64 if NP <= 8 else 32
-        bd_f = max(1, min(64, 1024 // (NP * T)))
-        bd_b = max(1, bd_f // 2) if NP <= 2 else bd_f
-        nw_f = nw_b = 4
-    T = int(_OVERRIDE.get("T", min(T, max(16, triton.next_power_of_2(L)))))
+        T, T_inf, bd_f, bd_b, nw_f, nw_b = 8, 8, 16, 16, 1, 1
+    cap = max(4, triton.next_power_of_2(L))
+    T_inf = int(_OVERRIDE.get("T", min(T_inf, cap)))
+    T = int(_OVERRIDE.get("T", min(T, cap)))
     bd_f = int(_OVERRIDE.get("BD_fwd", bd_f))
     bd_b = int(_OVERRIDE.get("BD_bwd", bd_b))
     if group_size is not None:  # a program's channels must share one B/C group
         bd_f = _pow2_divisor(group_size, bd_f)
         bd_b = _pow2_divisor(group_size, bd_b)
-    nw_f = int(_OVERRIDE.get("num_warps", nw_f))
-    nw_b = int(_OVERRIDE.get("num_warps", nw_b))
-    return TileConfig(T=T, BD_fwd=bd_f, BD_bwd=bd_b, nw_fwd=nw_f, nw_bwd=nw_b)
+    nw_f = int(_OVERRIDE.get("nw_fwd", _OVERRIDE.get("num_warps", nw_f)))
+    nw_b = int(_OVERRIDE.get("nw_bwd", _OVERRIDE.get("num_warps", nw_b)))
+    # never more warps than lanes the tile fills (extra warps would split the in-thread steps)
+    nw_f = max(1, min(nw_f, bd_f * NP // 32))
+    nw_b = max(1, min(nw_b, bd_b * NP // 32))
+    return TileConfig(T=T, BD_fwd=bd_f, BD_bwd=bd_b, nw_fwd=nw_f, nw_bwd=nw_b, T_infer=T_inf)
 
 
 def use_ksplit(Bt: int, Dm: int, K: int, cfg: TileConfig, device: torch.device) -> bool:
-    """Run the K directions of the fused SS2D core as separate programs (per-direction fp32
-    output slabs summed by the host) instead of one program walking all K and merging in place?
+    """Run the K directions of the fused SS2D core as separate programs (per-direction output
+    slabs summed afterwards in a fixed order) rather than one program walking all K and merging
+    in place?
 
-    Off unless forced with :func:`config_override` (``ksplit=True``): on an H100 it was slower
-    at every benchmark shape (3.30 vs 3.07 ms and 1.95 vs 1.61 ms forward), even where
-    ``Bt * ceil(Dm / BD)`` programs under-fill the GPU.
+    On by default for ``K > 1``: one direction per program quadruples the programs (a program is
+    one warp of 32 channels at ``N = 1``; ``Bt * Dm / 32`` programs leave most of an H100 idle:
+    ncu measured 4.6% achieved occupancy and 1.41 ms vs 0.60 ms with the split, at
+    ``(128, 4x96, 3136, N=1)``). ``config_override(ksplit=0)`` forces the in-place variant.
     """
-    return bool(_OVERRIDE.get("ksplit", False)) and K > 1
+    return bool(_OVERRIDE.get("ksplit", True)) and K > 1
 
 
 def _k_strides(t: Tensor) -> tuple[tuple[int, int, int, int], bool]:
@@ -135,7 +146,25 @@ def _group_size(B: Tensor, C: Tensor, K: int, Dm: int) -> int | None:
     return math.gcd(*sizes) if sizes else None
 
 
+_I32_MAX = 2**31 - 1
+
+
+def _check_offsets(*tensors: tuple[Tensor | None, int]) -> None:
+    """The kernels index with 32-bit offsets below 64-bit per-(batch, direction/group) bases:
+    ``(t, first)`` checks the span of ``t``'s dims from ``first`` on."""
+    for t, first in tensors:
+        if t is None or t.dim() <= first:
+            continue
+        span = sum((n - 1) * abs(st) for n, st in zip(t.shape[first:], t.stride()[first:]))
+        if span > _I32_MAX:
+            raise ValueError(
+                f"triton backend: one (batch, direction) slice of a {tuple(t.shape)} tensor spans {span} elements, "
+                "more than 2**31 - 1; split the channels or use another backend"
+            )
+
+
 def _common(u, delta, A, B, C, z):
+    _check_offsets((u, 1), (delta, 2), (B, 2), (C, 2), (z, 1))
     Bt, Dm, L = u.shape
     K = delta.shape[1]
     N = A.shape[1]
@@ -166,6 +195,10 @@ def scan_forward(
     """
     check_device(u)
     Bt, Dm, L, K, N, NP, cfg, NT, (bc, sB, dgb, gpdb), (cc, sC, dgc, gpdc), sz = _common(u, delta, A, B, C, z)
+    T = cfg.T
+    if not save_states and cfg.T_infer:
+        T = cfg.T_infer
+        NT = triton.cdiv(L, T)
     out = torch.empty_like(u) if out is None else out
     last = torch.empty(Bt, K * Dm, NP, device=u.device, dtype=torch.float32)
     states = torch.empty(Bt, K * Dm, NT, NP, device=u.device, dtype=torch.float32) if save_states else last
@@ -179,7 +212,7 @@ def scan_forward(
         L, Dm, NT,
         *u.stride(), *delta.stride(), *sB, *sC, *sz, *so,
         dgb, dgc, gpdb, gpdc,
-        N=N, NP=NP, K=K, BD=cfg.BD_fwd, T=cfg.T,
+        N=N, NP=NP, K=K, BD=cfg.BD_fwd, T=T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
         SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, SAVE_STATES=save_states, KSPLIT=ksplit,
         num_warps=cfg.nw_fwd,

@@ -57,16 +57,31 @@ class _ScanFn(torch.autograd.Function):
 
 
 def _channels_last(t: Tensor, dim: int) -> Tensor:
-    """``t`` with the same logical shape but its memory ordered with ``dim`` (channels) fastest."""
+    """``t`` itself if its channel axis ``dim`` already has unit stride (any other strides are fine:
+    the kernels take them as arguments), else a copy with the same logical shape whose memory has
+    ``dim`` fastest."""
+    if t.stride(dim) == 1:
+        return t
     return t.movedim(dim, -1).contiguous().movedim(-1, dim)
+
+
+def _slab_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Per-direction output slabs: the I/O dtype for fp16/bf16 (what the routed path's per-direction
+    outputs hold before the merge), fp32 otherwise."""
+    return dtype if dtype in (torch.float16, torch.bfloat16) else torch.float32
 
 
 class _SS2DFn(torch.autograd.Function):
     """Fused SS2D core. Works channel-last: every step of every direction then reads one
     contiguous run of channels, whatever the pixel order (column-wise directions stay coalesced).
-    The merged output (and ``dx``) is accumulated in fp32: in place by one program walking the K
-    directions in turn (default), or in K per-direction slabs (one program per direction) summed
-    in a fixed order afterwards (``config_override(ksplit=True)``). Both are deterministic."""
+
+    By default each direction runs in its own programs (4x the parallelism of one program walking
+    the K directions), writing a per-direction slab ``(Bt, K, L, Dm)`` in the I/O dtype (fp32 for
+    fp32 inputs) that is summed over K in fp32 afterwards, in a fixed order; ``config_override(
+    ksplit=0)`` instead walks the K directions in one program, accumulating in place in fp32. Both
+    are deterministic. The output (and ``dx``) keep the channel-last memory: logical ``(Bt, D, L)``
+    with strides ``(L*D, 1, D)``, which ``view``s to ``(Bt, D, H, W)`` and permutes to a contiguous
+    ``(Bt, H, W, D)`` for free."""
 
     @staticmethod
     def forward(ctx, x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad):
@@ -78,36 +93,58 @@ class _SS2DFn(torch.autograd.Function):
         K = d_cl.shape[1]
         N = A.shape[1]
         ksplit = use_ksplit(Bt, Dm, K, pick_config(N, L, Dm, channels_last=True), x.device)
-        f32 = dict(device=x.device, dtype=torch.float32)
-        acc = (torch.empty(Bt, K, L, Dm, **f32).transpose(2, 3) if ksplit
-               else torch.empty(Bt, L, Dm, **f32).transpose(1, 2))
+        if ksplit:
+            acc = torch.empty(Bt, K, L, Dm, device=x.device, dtype=_slab_dtype(x.dtype)).transpose(2, 3)
+        else:
+            acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
         acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
         if ksplit:
-            acc = acc.sum(1)  # fixed-order reduction over the K direction slabs
+            acc = acc.sum(1, dtype=torch.float32)  # fixed-order reduction over the K direction slabs
         ctx.save_for_backward(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states)
         ctx.softplus, ctx.idx, ctx.ksplit = softplus, idx, ksplit
         ctx.x_dtype = x.dtype
         ctx.delta_layout_kept = d_cl.data_ptr() == delta.data_ptr()
-        return acc.to(x.dtype, memory_format=torch.contiguous_format)
+        return _as_channels_last(acc, x.dtype)
 
     @staticmethod
     def backward(ctx, dout):
         x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states = ctx.saved_tensors
         Bt, Dm, L = x_cl.shape
         K = d_cl.shape[1]
-        f32 = dict(device=x_cl.device, dtype=torch.float32)
-        dx = torch.empty(Bt, K, L, Dm, **f32).transpose(2, 3) if ctx.ksplit else torch.empty_like(x_cl, **f32)
+        dev = x_cl.device
+        if ctx.ksplit:
+            dx = torch.empty(Bt, K, L, Dm, device=dev, dtype=_slab_dtype(ctx.x_dtype)).transpose(2, 3)
+        else:
+            dx = torch.empty(Bt, L, Dm, device=dev, dtype=torch.float32).transpose(1, 2)
         dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
             x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, ctx.softplus, ctx.idx, states,
-            _channels_last(dout.to(ctx.x_dtype), 1), dx,
+            _like(dout, x_cl, ctx.x_dtype), dx,
         )
         if ctx.ksplit:
-            dx = dx.sum(1)
-        dx = dx.to(ctx.x_dtype, memory_format=torch.contiguous_format)
+            dx = dx.sum(1, dtype=torch.float32)
+        dx = _as_channels_last(dx, ctx.x_dtype)
         if not ctx.delta_layout_kept:
             ddelta = ddelta.contiguous()
         return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias),
                 None, None, None)
+
+
+def _like(t: Tensor, ref: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` in ``dtype`` with ``ref``'s strides (the backward kernel reads ``dout`` with ``x``'s)."""
+    if t.stride() == ref.stride() and t.dtype == dtype:
+        return t
+    out = torch.empty_strided(ref.shape, ref.stride(), device=ref.device, dtype=dtype)
+    out.copy_(t)
+    return out
+
+
+def _as_channels_last(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` ``(Bt, D, L)`` in ``dtype`` with strides ``(L*D, 1, D)`` (one copy at most)."""
+    if t.stride(1) == 1 and t.stride(2) == t.shape[1] and t.dtype == dtype:
+        return t
+    out = torch.empty(t.shape[0], t.shape[2], t.shape[1], device=t.device, dtype=dtype).transpose(1, 2)
+    out.copy_(t)
+    return out
 
 
 # Per DirectionSet and device: the (K, L) step -> pixel index as int32 (DirectionSets are cached).
