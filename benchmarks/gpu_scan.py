@@ -173,8 +173,13 @@ def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
         ys = scan(xs, ds, gather_directions(B, dirs), gather_directions(C, dirs))
         return merge(ys.view(Bt, K, Dm, L), dirs).reshape(Bt, Dm, L)
 
+    # the same values laid out channel-last, as the SS2D layer hands them to the core on CUDA
+    x_cl = x.transpose(1, 2).contiguous().transpose(1, 2)
+    d_cl = d.permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)
+    B_cl, C_cl = (M.transpose(2, 3).contiguous().transpose(2, 3) for M in (B, C))
     impls = {
         "fused": lambda: ss2d_scan(x, d, A, B, C, D, bias, dirs, True, backend="triton"),
+        "fused_cl": lambda: ss2d_scan(x_cl, d_cl, A, B_cl, C_cl, D, bias, dirs, True, backend="triton"),
         "routed_triton": lambda: routed(
             lambda xs, ds, Bs, Cs: selective_scan(xs, ds, A, Bs, Cs, D, None, bias, True, backend="triton")
         ),
@@ -183,7 +188,8 @@ def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
         impls["routed_mamba"] = lambda: routed(lambda xs, ds, Bs, Cs: mamba(xs, ds, A, Bs, Cs, D, bias))
     floor_bytes = 2 * x.numel() * x.element_size() + d.numel() * d.element_size() + 2 * B.numel() * B.element_size()
     row = {"shape": (Bt, K * Dm, L, N), "floor_fwd_ms": floor_bytes / bw * 1e3}
-    _time_impls(impls, [x, d, A, B, C, D, bias], row)
+    _time_impls({k: v for k, v in impls.items() if k != "fused_cl"}, [x, d, A, B, C, D, bias], row)
+    _time_impls({"fused_cl": impls["fused_cl"]}, [x_cl, d_cl, A, B_cl, C_cl, D, bias], row)
     return row
 
 
@@ -195,15 +201,18 @@ def ss2d_table(dtype, bw, results):
         torch.cuda.empty_cache()
     results["ss2d"] = rows
     nan = float("nan")
-    print(f"\nSS2D core (K=4 sweep, pixel domain in/out), {dtype} inputs (ms, median)")
-    print("shape | fused fwd | routed+mamba fwd | routed+triton fwd | floor fwd | fused/floor | "
-          "fused f+b | routed+mamba f+b | routed+triton f+b | mamba/fused fwd | mamba/fused f+b")
+    print(f"\nSS2D core (K=4 sweep, pixel domain in/out), {dtype} inputs (ms, median); fused: channel-first "
+          "inputs, fused_cl: channel-last inputs (the SS2D layer's layout on CUDA)")
+    print("shape | fused fwd | fused_cl fwd | routed+mamba fwd | routed+triton fwd | floor fwd | fused_cl/floor | "
+          "fused f+b | fused_cl f+b | routed+mamba f+b | routed+triton f+b | mamba/fused(_cl) fwd | "
+          "mamba/fused(_cl) f+b")
     for r in rows:
         m_f, m_b = r.get("routed_mamba_fwd_ms", nan), r.get("routed_mamba_fwdbwd_ms", nan)
-        print(" | ".join([str(r["shape"]), f"{r['fused_fwd_ms']:.3f}", f"{m_f:.3f}", f"{r['routed_triton_fwd_ms']:.3f}",
-                          f"{r['floor_fwd_ms']:.3f}", f"{r['fused_fwd_ms'] / r['floor_fwd_ms']:.2f}x",
-                          f"{r['fused_fwdbwd_ms']:.3f}", f"{m_b:.3f}", f"{r['routed_triton_fwdbwd_ms']:.3f}",
-                          f"{m_f / r['fused_fwd_ms']:.2f}x", f"{m_b / r['fused_fwdbwd_ms']:.2f}x"]))
+        f, fc, fb, fcb = r["fused_fwd_ms"], r["fused_cl_fwd_ms"], r["fused_fwdbwd_ms"], r["fused_cl_fwdbwd_ms"]
+        print(" | ".join([str(r["shape"]), f"{f:.3f}", f"{fc:.3f}", f"{m_f:.3f}", f"{r['routed_triton_fwd_ms']:.3f}",
+                          f"{r['floor_fwd_ms']:.3f}", f"{fc / r['floor_fwd_ms']:.2f}x", f"{fb:.3f}", f"{fcb:.3f}",
+                          f"{m_b:.3f}", f"{r['routed_triton_fwdbwd_ms']:.3f}", f"{m_f / f:.2f}x ({m_f / fc:.2f}x)",
+                          f"{m_b / fb:.2f}x ({m_b / fcb:.2f}x)"]))
 
 
 def _tune_configs(N: int, channels_last: bool) -> list[dict]:
