@@ -31,8 +31,13 @@ from torch.utils.data import DataLoader
 
 from ..data.anomaly_folders import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset
 from ..metrics.anomaly import METRIC_KEYS, evaluate_per_class
+from .encoder_init import init_encoder_layerwise
+
+#: Accepted values of :attr:`TrainConfig.encoder_init`.
+ENCODER_INITS = (None, "pca", "layerwise")
 
 __all__ = [
+    "ENCODER_INITS",
     "TrainConfig",
     "build_model",
     "calibrate_batchnorm",
@@ -357,10 +362,12 @@ def train(cfg: TrainConfig) -> dict:
     else:
         calib = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
                            generator=torch.Generator().manual_seed(cfg.seed))
-        if cfg.encoder_init not in (None, "pca"):
-            raise ValueError(f"encoder_init must be None or 'pca', got {cfg.encoder_init!r}")
+        if cfg.encoder_init not in ENCODER_INITS:
+            raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {cfg.encoder_init!r}")
         if cfg.encoder_init == "pca":
             init_stem_pca(_encoder(model), calib, device)
+        elif cfg.encoder_init == "layerwise":
+            init_encoder_layerwise(_encoder(model), calib, device, seed=cfg.seed)
         if cfg.calibrate_encoder or cfg.encoder_init == "pca":
             calibrate_batchnorm(_encoder(model), calib, device)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))

@@ -41,7 +41,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mambaad_resnet34")
     p.add_argument("--model-kwargs", default=json.dumps(DEMO_MODEL_KWARGS), help="JSON for timm.create_model")
     p.add_argument("--encoder-weights", default=None, help="local state dict of the ResNet-34 encoder (optional)")
-    p.add_argument("--encoder-init", default="pca", choices=["pca", "none"],
+    p.add_argument("--encoder-init", default="pca", choices=["layerwise", "pca", "none"],
                    help="init of the frozen encoder without pretrained weights: first-conv filters from the "
                         "training patches' PCA + BatchNorm calibration (default), or timm's random init")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
