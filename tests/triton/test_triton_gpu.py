@@ -99,7 +99,10 @@ def test_inference_mode_then_training():
         y0 = ss2d_scan(x, d, A, B, C, None, None, dirs, True, backend="triton")
     y = ss2d_scan(x, d, A, B, C, None, None, dirs, True, backend="triton")
     y.sum().backward()
-    assert torch.equal(y0, y.detach()) and A.grad is not None
+    # the inference forward may use longer step tiles than the one that saves states for the
+    # backward (pick_config's T_infer), so the two agree to fp32 rounding, not bit for bit
+    torch.testing.assert_close(y0, y.detach(), rtol=1e-5, atol=1e-6)
+    assert A.grad is not None
 
 
 def test_backend_auto_selects_triton_on_cuda():

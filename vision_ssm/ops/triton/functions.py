@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..scan_orders import DirectionSet
 from ._launch import pick_config, scan_backward, scan_forward, use_ksplit
+from ._merge import sum_slabs
 
 
 def _c(t: Tensor | None) -> Tensor | None:
@@ -99,7 +100,7 @@ class _SS2DFn(torch.autograd.Function):
             acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
         acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
         if ksplit:
-            acc = acc.sum(1, dtype=torch.float32)  # fixed-order reduction over the K direction slabs
+            acc = sum_slabs(acc, x.dtype)  # fixed-order fp32 reduction over the K direction slabs
         ctx.save_for_backward(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states)
         ctx.softplus, ctx.idx, ctx.ksplit = softplus, idx, ksplit
         ctx.x_dtype = x.dtype
@@ -121,7 +122,7 @@ class _SS2DFn(torch.autograd.Function):
             _like(dout, x_cl, ctx.x_dtype), dx,
         )
         if ctx.ksplit:
-            dx = dx.sum(1, dtype=torch.float32)
+            dx = sum_slabs(dx, ctx.x_dtype)
         dx = _as_channels_last(dx, ctx.x_dtype)
         if not ctx.delta_layout_kept:
             ddelta = ddelta.contiguous()
