@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One GPU session, as run for the tables in benchmarks/README.md (on the lent H100 machine):
+#   - builds mamba-ssm's CUDA scan (the speed anchor) in the background, if .mamba/ was prepared with
+#     ../shared/tools/prepare_mamba_ssm.sh .mamba (and carried along);
+#   - runs every GPU test (pytest -m gpu);
+#   - prints the selective-scan / SS2D-core tables and the model throughput table;
+#   - profiles a vmamba_tiny_s1l8 training step.
+# Results go to $OUT (default: runs/gpu_session).
+set -u
+OUT=${OUT:-runs/gpu_session}
+mkdir -p "$OUT"
+if [ -x .mamba/build.sh ]; then
+  (MAX_JOBS=${MAX_JOBS:-12} bash .mamba/build.sh > "$OUT/mamba_build.log" 2>&1) &
+fi
+python3 -m pytest -q -m gpu tests/triton -p no:cacheprovider 2>&1 | tail -2
+wait
+python3 -m pytest -q -m gpu tests -p no:cacheprovider --deselect tests/triton 2>&1 | tail -2
+python3 benchmarks/gpu_scan.py --json "$OUT/scan.json" 2>&1 | tee "$OUT/scan.log" | tail -11
+python3 benchmarks/gpu_models.py --backends triton,mamba_ssm --json "$OUT/models.json" 2>&1 | tee "$OUT/models.log" | tail -8
+python3 benchmarks/_profile_model.py vmamba_tiny_s1l8 64 2>&1 | tail -24
