@@ -8,7 +8,9 @@ Run on a CUDA machine::
 
 For every model: inference throughput (batch 128, ``torch.inference_mode``), training throughput
 (batch 64: forward, cross-entropy, backward, AdamW step) and training peak memory, at 224×224
-with bf16 autocast, channels-first fp32 weights. Random inputs and labels; no weights are loaded.
+with bf16 autocast, fp32 weights, channels-first memory (``--channels-last 0,1`` also times model
+and input in ``torch.channels_last`` memory, as timm's ``benchmark.py --channels-last``). Random
+inputs and labels; no weights are loaded.
 Each number is the median over timed windows after warm-up (CUDA events).
 """
 from __future__ import annotations
@@ -43,9 +45,9 @@ def _median_ms(step, warmup: int, iters: int, windows: int = 3) -> float:
     return statistics.median(times)
 
 
-def _infer_ms(model, bs: int, img: int, warmup: int, iters: int) -> float:
+def _infer_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format) -> float:
     model.eval()
-    x = torch.randn(bs, 3, img, img, device="cuda")
+    x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
 
     def step():
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
@@ -54,10 +56,10 @@ def _infer_ms(model, bs: int, img: int, warmup: int, iters: int) -> float:
     return _median_ms(step, warmup, iters)
 
 
-def _train_ms(model, bs: int, img: int, warmup: int, iters: int) -> float:
+def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format) -> float:
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(bs, 3, img, img, device="cuda")
+    x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
     y = torch.randint(0, 1000, (bs,), device="cuda")
 
     def step():
@@ -73,18 +75,21 @@ def _train_ms(model, bs: int, img: int, warmup: int, iters: int) -> float:
     return _median_ms(step, warmup, iters)
 
 
-def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, iters: int) -> dict:
+def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, iters: int,
+                channels_last: bool = False) -> dict:
     import timm
 
     import vision_ssm  # noqa: F401  (registers the models)
 
-    model = timm.create_model(name, pretrained=False, num_classes=1000).cuda()
-    row: dict = {"model": name, "params_M": sum(p.numel() for p in model.parameters()) / 1e6}
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    model = timm.create_model(name, pretrained=False, num_classes=1000).cuda().to(memory_format=mf)
+    row: dict = {"model": name, "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+                 "channels_last": channels_last}
     # training first: tensors cached under inference_mode must not leak into autograd
-    row["train_img_s"] = train_bs / _train_ms(model, train_bs, img, warmup, iters) * 1e3
+    row["train_img_s"] = train_bs / _train_ms(model, train_bs, img, warmup, iters, mf) * 1e3
     row["train_peak_GB"] = torch.cuda.max_memory_allocated() / 1e9
     torch.cuda.empty_cache()
-    row["infer_img_s"] = infer_bs / _infer_ms(model, infer_bs, img, warmup, iters) * 1e3
+    row["infer_img_s"] = infer_bs / _infer_ms(model, infer_bs, img, warmup, iters, mf) * 1e3
     del model
     torch.cuda.empty_cache()
     return row
@@ -99,6 +104,8 @@ def main():
     p.add_argument("--img", type=int, default=224)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--channels-last", default="0", help="comma list of 0/1: model and input in channels_last "
+                   "memory (as timm's benchmark.py --channels-last); e.g. 0,1 runs both")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     import timm
@@ -111,18 +118,19 @@ def main():
     rows = []
     for name in a.models.split(","):
         ours = not name.startswith("convnext")
-        for backend in (a.backends.split(",") if ours else ["-"]):
+        for backend, cl in [(b, c) for b in (a.backends.split(",") if ours else ["-"])
+                            for c in map(int, a.channels_last.split(","))]:
             ctx = use_backend(backend) if ours else contextlib.nullcontext()
             try:
                 with ctx:
-                    row = bench_model(name, a.infer_bs, a.train_bs, a.img, a.warmup, a.iters)
+                    row = bench_model(name, a.infer_bs, a.train_bs, a.img, a.warmup, a.iters, bool(cl))
             except Exception as e:  # unregistered model, missing backend, OOM: report and go on
                 print(f"{name} [{backend}]: {type(e).__name__}: {str(e)[:200]}")
                 torch.cuda.empty_cache()
                 continue
             row["backend"] = backend
             rows.append(row)
-            print(f"{name:20s} {backend:10s} params {row['params_M']:6.1f}M | "
+            print(f"{name:20s} {backend:10s} {'NHWC' if cl else 'NCHW'} params {row['params_M']:6.1f}M | "
                   f"inference {row['infer_img_s']:7.0f} img/s"
                   f" | training {row['train_img_s']:6.0f} img/s | train peak {row['train_peak_GB']:5.2f} GB",
                   flush=True)

@@ -12,8 +12,9 @@ groups (as VMamba calls it). The SS2D table times the whole core: pixel-domain i
 ``sweep`` directions (VMamba's cross-scan), routed copies + scan + merge, against the fused
 triton kernel, the latter twice: on channel-first inputs (``fused``, which first copies them to
 channel-last memory) and on the same values laid out channel-last (``fused_cl``: what the SS2D
-layer hands the core on CUDA, so no copies). The memory floor is the bytes each op must move (inputs read once, output written
-once) over the device-to-device copy bandwidth measured in the same run. Times are medians of
+layer hands the core on CUDA, so no copies). The memory floor is the bytes each op must move
+(inputs read once, output written once) over the device-to-device copy bandwidth measured in the
+same run. Times are medians of
 ``triton.testing.do_bench``; fwd+bwd includes the backward of every differentiable input.
 """
 from __future__ import annotations

@@ -232,3 +232,25 @@ def test_ss2d_channel_last_core_matches_channel_first(kw):
 def test_ss2d_memory_format_choice():
     """Channel-last only on CUDA and never under FX tracing (devices unknown there)."""
     assert SS2D._core_memory_format(torch.zeros(1, 2, 3, 3)) == torch.contiguous_format
+
+
+def test_vmamba_model_runs_in_channels_last_memory():
+    """``model.to(memory_format=torch.channels_last)`` with a channels_last input (timm's
+    ``--channels-last``) gives the same outputs and gradients as contiguous memory."""
+    import timm
+
+    import vision_ssm  # noqa: F401
+
+    torch.manual_seed(0)
+    m = timm.create_model("vmamba_tiny_s1l8", num_classes=4, depths=(1, 1, 1, 1)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    y0 = m(x)
+    y0.sum().backward()
+    g0 = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    m = m.to(memory_format=torch.channels_last)
+    y1 = m(x.contiguous(memory_format=torch.channels_last))
+    y1.sum().backward()
+    torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-6)
+    for a, b in zip((p.grad for p in m.parameters()), g0):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
