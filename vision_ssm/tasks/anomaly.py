@@ -34,7 +34,7 @@ from ..metrics.anomaly import METRIC_KEYS, evaluate_per_class
 from .encoder_init import init_encoder_layerwise
 
 #: Accepted values of :attr:`TrainConfig.encoder_init`.
-ENCODER_INITS = (None, "pca", "layerwise")
+ENCODER_INITS = (None, "pca", "layerwise", "layerwise-full")
 
 __all__ = [
     "ENCODER_INITS",
@@ -79,8 +79,12 @@ class TrainConfig:
         encoder_weights: optional local state-dict file (``.safetensors`` / ``.pth``) for the frozen encoder.
         calibrate_encoder: re-estimate the frozen encoder's BatchNorm statistics on the training images
             (useful for a randomly initialised encoder; see the demo's documentation).
-        encoder_init: ``None`` (as built) or ``"pca"``: first-conv filters from the training images'
-            patch PCA (:func:`init_stem_pca`), followed by BatchNorm calibration. Ignored on resume.
+        encoder_init: data-driven init of an encoder without pretrained weights, from the training images
+            (ignored on resume): ``None`` (as built); ``"pca"``: first-conv filters from the patch PCA
+            (:func:`init_stem_pca`) followed by BatchNorm calibration; ``"layerwise"``: every convolution
+            greedily, layer by layer: PCA stem, then binomial window x channel PCA
+            (:func:`~vision_ssm.tasks.encoder_init.init_encoder_layerwise` with ``spatial="pool"``);
+            ``"layerwise-full"``: the same with full-patch PCA filters (``spatial="pca"``).
         progress: show tqdm progress bars.
     """
 
@@ -366,8 +370,9 @@ def train(cfg: TrainConfig) -> dict:
             raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {cfg.encoder_init!r}")
         if cfg.encoder_init == "pca":
             init_stem_pca(_encoder(model), calib, device)
-        elif cfg.encoder_init == "layerwise":
-            init_encoder_layerwise(_encoder(model), calib, device, seed=cfg.seed)
+        elif cfg.encoder_init in ("layerwise", "layerwise-full"):
+            spatial = "pool" if cfg.encoder_init == "layerwise" else "pca"
+            init_encoder_layerwise(_encoder(model), calib, device, spatial=spatial, seed=cfg.seed)
         if cfg.calibrate_encoder or cfg.encoder_init == "pca":
             calibrate_batchnorm(_encoder(model), calib, device)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))

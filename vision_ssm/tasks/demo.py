@@ -33,6 +33,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default="runs/demo", help="output folder (data, checkpoints, heatmaps)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's 0.005 * batch / 16)")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--n-train", type=int, default=48, help="normal training crops per texture")
     p.add_argument("--n-test-good", type=int, default=20, help="normal test crops per texture")
@@ -41,9 +42,11 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mambaad_resnet34")
     p.add_argument("--model-kwargs", default=json.dumps(DEMO_MODEL_KWARGS), help="JSON for timm.create_model")
     p.add_argument("--encoder-weights", default=None, help="local state dict of the ResNet-34 encoder (optional)")
-    p.add_argument("--encoder-init", default="pca", choices=["layerwise", "pca", "none"],
-                   help="init of the frozen encoder without pretrained weights: first-conv filters from the "
-                        "training patches' PCA + BatchNorm calibration (default), or timm's random init")
+    p.add_argument("--encoder-init", default="layerwise", choices=["layerwise", "layerwise-full", "pca", "none"],
+                   help="init of the frozen encoder without pretrained weights, from the training images: "
+                        "'layerwise' (default): every conv greedily from PCA (stem on image patches, later convs "
+                        "binomial window x channel PCA); 'layerwise-full': full-patch PCA for every conv; 'pca': "
+                        "first conv only + BatchNorm calibration; 'none': timm's random init")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-progress", action="store_true")
@@ -65,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     print(f"texture demo data in {data} ({time.perf_counter() - t0:.1f}s)")
     cfg = TrainConfig(
         data_root=str(data), dataset="mvtec", epochs=args.epochs, batch_size=args.batch_size,
-        image_size=args.image_size, output=str(out), device=args.device, model=args.model,
+        image_size=args.image_size, lr=args.lr, output=str(out), device=args.device, model=args.model,
         model_kwargs=dict(json.loads(args.model_kwargs), img_size=args.image_size), eval_every=0,
         eval_batch_size=16, seed=args.seed, num_heatmaps=6, encoder_weights=args.encoder_weights,
         encoder_init=None if args.encoder_init == "none" or args.encoder_weights else args.encoder_init,

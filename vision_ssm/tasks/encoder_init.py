@@ -1,35 +1,49 @@
 """Data-driven initialisation of a frozen ResNet encoder that has no pretrained weights.
 
 MambaAD reconstructs the features of a frozen, ImageNet-pretrained ResNet-34. Where no pretrained
-weights exist, :func:`init_encoder_layerwise` gives every convolution of the encoder (up to the
-last stage it is asked for) filters learned from the normal training images alone, greedily, layer
-by layer, in the spirit of PCANet and of k-means/PCA "feature learning" filter banks:
+weights exist, :func:`init_encoder_layerwise` gives every convolution of the encoder filters learned
+from the normal training images alone, greedily, layer by layer, in the spirit of PCANet and of the
+PCA "feature learning" filter banks:
 
 1. run the training images through the part of the network that is already initialised;
-2. take all ``k x k x C_in`` input patches of the next convolution (its own kernel, stride,
-   padding), centred on their dataset mean, and their covariance's eigenvectors;
-3. the convolution's ``C_out`` filters are the leading eigenvectors in sign pairs ``(+v_i, -v_i)``,
-   so that the ReLU that follows keeps both halves of every projection (``C_out / 2`` components);
-4. the BatchNorm that follows gets the exact mean and variance of the new responses on the training
-   patches (running statistics), weight ``(lambda_i / mean lambda)^(p/2)`` (``p = 0``: whitened) and
-   bias 0.
+2. take the next convolution's input patches exactly as it sees them (kernel, stride, padding),
+   centre them on their dataset mean and compute the leading eigenvectors of their covariance;
+3. the convolution's ``C_out`` filters are the leading eigenvectors in sign pairs ``(+v_1, -v_1,
+   +v_2, -v_2, ...)``, so the ReLU that follows keeps both halves of every projection
+   (``C_out / 2`` components; beyond twice the patch covariance's rank, seeded random unit
+   mixtures of the significant components);
+4. the BatchNorm that follows gets the exact mean and variance of the new responses on the sampled
+   training patches as running statistics, weight ``(lambda_i / mean lambda)^(p/2)`` (``p =
+   gain_power``; 0: every response whitened to unit variance) and bias 0.
 
-Residual blocks: the shortcut's 1x1 projection (if any) is a PCA of its input as above; the
-residual branch is fitted on the block's own input and added with weight ``residual_gain`` (the
-last BatchNorm's weight), so a block computes ``relu(shortcut(x) + g * branch(x))``.
+Two kinds of filters (``spatial``, per stage):
 
-The module only sets weights and BatchNorm statistics; it stays frozen and in eval mode.
+* ``"pca"``: full ``k x k x C_in`` patches (the patch dimension of a 3x3 convolution is ``9 C_in``);
+* ``"pool"``: separable filters ``v_i[c] * w[y, x]``: a fixed binomial window ``w`` (``[1, 2, 1]``
+  outer ``[1, 2, 1]`` / 16 for 3x3) times channel directions ``v_i`` from the PCA of the window-averaged
+  input. Each convolution then smooths before it projects, so deeper maps are local statistics
+  of the responses below (more stable on textures, cheaper to compute). 1x1 convolutions are the
+  same in both.
+
+Residual blocks: the shortcut's 1x1 projection (if any) is fitted on the block input; the residual
+branch is fitted convolution by convolution on the block input, and its last BatchNorm weight is
+multiplied by ``residual_gain``, so a block computes ``relu(shortcut(x) + g * branch(x))``.
+The stem (``conv1``, ``bn1``) is fitted on the images.
+
+The encoder is changed in place and left frozen (``requires_grad=False``) and in eval mode.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["init_encoder_layerwise", "kmeans_filters", "pca_filters"]
+__all__ = ["init_encoder_layerwise", "pca_filters"]
+
+_SPATIAL = ("pca", "pool")
 
 
 def _stack_images(loader: Iterable[dict], max_images: int, device: torch.device) -> torch.Tensor:
@@ -49,13 +63,10 @@ def _stack_images(loader: Iterable[dict], max_images: int, device: torch.device)
 
 def _sample_patches(conv: nn.Conv2d, x: torch.Tensor, max_patches: int, generator: torch.Generator) -> torch.Tensor:
     """``(N, D)`` float32 input patches of ``conv`` (``D = C_in * kh * kw``), taken exactly as the convolution
-    sees them (kernel, stride, padding, dilation), at most ``max_patches`` at random positions."""
-    if conv.groups != 1:
-        raise ValueError("init_encoder_layerwise supports ungrouped convolutions only")
-    n = x.shape[0]
-    per_image = max(1, math.ceil(max_patches / n))
+    sees them, at most ``ceil(max_patches / B)`` random positions per image."""
+    per_image = max(1, math.ceil(max_patches / x.shape[0]))
     out = []
-    for i in range(0, n, 8):
+    for i in range(0, x.shape[0], 8):
         p = F.unfold(x[i : i + 8], conv.kernel_size, dilation=conv.dilation, padding=conv.padding,
                      stride=conv.stride)  # (b, D, L)
         if p.shape[2] > per_image:
@@ -74,9 +85,9 @@ def _moments(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _top_eigh(cov: torch.Tensor, k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Leading eigenpairs of a PSD matrix, descending: exact (``eigh``) for ``D <= 1024`` or when ``k`` is
-    close to ``D``, otherwise ``k + 32`` directions by seeded subspace iteration and Rayleigh-Ritz (the
-    exact ``eigh`` of a 2304x2304 matrix costs seconds on a small CPU)."""
+    """Leading eigenpairs of a PSD matrix, in descending order: exact (``eigh``) for ``D <= 1024`` or when ``k``
+    is close to ``D``, otherwise ``k + 32`` of them by seeded subspace iteration and Rayleigh-Ritz (an exact
+    ``eigh`` of a 2304x2304 matrix costs seconds on a small CPU)."""
     d = cov.shape[0]
     q = k + 32
     if d <= 1024 or 2 * q >= d:
@@ -93,36 +104,36 @@ def _top_eigh(cov: torch.Tensor, k: int, generator: torch.Generator | None) -> t
 
 
 def pca_filters(cov: torch.Tensor, c_out: int, generator: torch.Generator | None = None,
-                rel_tol: float = 1e-6, energy: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                rel_tol: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """Sign-paired principal directions of a patch covariance.
 
     Args:
-        cov: ``(D, D)`` symmetric covariance.
+        cov: ``(D, D)`` symmetric positive semi-definite covariance.
         c_out: number of filters.
-        generator: random generator for the filters beyond ``2 x rank`` (random unit combinations of
-            the significant components); unused otherwise.
+        generator: random generator for the filters beyond ``2 x rank`` (random unit mixtures of the
+            significant components) and for the subspace iteration of large ``D``.
         rel_tol: eigenvalues below ``rel_tol`` times the largest count as zero.
 
     Returns:
-        ``(filters, variances)``: ``(c_out, D)`` unit-norm filters ordered ``+v_1, -v_1, +v_2, -v_2, ...``
-        and ``(c_out,)`` the variance of each filter's response.
+        ``(filters, variances)``: ``(c_out, D)`` unit-norm filters (float64) ordered ``+v_1, -v_1, +v_2,
+        -v_2, ...`` and ``(c_out,)`` the variance of each filter's response under ``cov``.
+
+    Raises:
+        ValueError: ``cov`` is not square, ``c_out < 1``, or ``cov`` is zero.
     """
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"cov must be square (D, D), got {tuple(cov.shape)}")
     if c_out < 1:
         raise ValueError(f"c_out must be >= 1, got {c_out}")
-    evals, evecs = _top_eigh(cov.double(), (c_out + 1) // 2, generator)
+    cov = cov.double()
+    evals, evecs = _top_eigh(cov, (c_out + 1) // 2, generator)
     if not evals[0] > 0:
         raise ValueError("the patches have no variance: cannot derive filters")
     rank = int((evals > evals[0] * rel_tol).sum())
-    if energy < 1.0:  # keep the leading components that explain this fraction of the variance
-        frac = evals.cumsum(0) / cov.diagonal().sum().clamp_min(1e-300)
-        rank = max(1, min(rank, int((frac < energy).sum()) + 1))
     n_pairs = min((c_out + 1) // 2, rank)
     v = evecs[:, :n_pairs].T  # (n_pairs, D)
-    lam = evals[:n_pairs]
     filters = torch.stack([v, -v], 1).reshape(-1, v.shape[1])[:c_out]
-    var = lam.repeat_interleave(2)[:c_out]
+    var = evals[:n_pairs].repeat_interleave(2)[:c_out]
     extra = c_out - filters.shape[0]
     if extra > 0:  # more filters than 2 x rank: random unit mixtures of the significant components
         g = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -133,109 +144,81 @@ def pca_filters(cov: torch.Tensor, c_out: int, generator: torch.Generator | None
     return filters, var
 
 
-def kmeans_filters(patches: torch.Tensor, c_out: int, generator: torch.Generator | None = None, *,
-                   whiten_eps: float = 0.1, iters: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spherical k-means filters of whitened patches (Coates & Ng's single-layer feature learning).
-
-    The patches are centred, projected on their leading ``min(D, 2 c_out)`` principal components and
-    whitened with a regulariser ``whiten_eps x (mean eigenvalue)``; ``c_out`` unit centroids are found by
-    spherical k-means (``iters`` rounds, seeded init from the data), and mapped back to patch space,
-    so ``filter_k . (p - mean)`` is the (whitened) similarity of a patch to centroid ``k``.
-
-    Args:
-        patches: ``(N, D)`` patches, ``N >= c_out``.
-        c_out: number of filters.
-        generator: random generator (centroid init).
-        whiten_eps: whitening regulariser relative to the mean eigenvalue.
-        iters: k-means rounds.
-
-    Returns:
-        ``(filters, variances)``: ``(c_out, D)`` filters and ``(c_out,)`` the variance of their responses.
-    """
-    if patches.ndim != 2 or len(patches) < c_out:
-        raise ValueError(f"kmeans_filters needs (N >= c_out, D) patches, got {tuple(patches.shape)} for c_out={c_out}")
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    mean, cov = _moments(patches)
-    d = cov.shape[0]
-    evals, evecs = _top_eigh(cov, min(d, 2 * c_out), g)
-    r = min(d, 2 * c_out, len(evals))
-    if not evals[0] > 0:
-        raise ValueError("the patches have no variance: cannot derive filters")
-    evals, evecs = evals[:r], evecs[:, :r]
-    eps = whiten_eps * float(cov.diagonal().mean())
-    proj = (evecs / (evals + eps).sqrt()).float()  # (D, r): centred patch -> whitened coordinates
-    z = F.normalize((patches - mean.float()) @ proj, dim=1)
-    cent = z[torch.randperm(len(z), generator=g)[:c_out]].clone()
-    for _ in range(iters):
-        assign = (z @ cent.T).argmax(1)
-        new = torch.zeros_like(cent).index_add_(0, assign, z)
-        counts = torch.bincount(assign, minlength=c_out)
-        empty = counts == 0
-        if empty.any():  # re-seed empty clusters with random patches
-            new[empty] = z[torch.randint(len(z), (int(empty.sum()),), generator=g)]
-        cent = F.normalize(new, dim=1)
-    filters = cent.double() @ proj.double().T  # (c_out, D)
-    var = ((filters @ cov) * filters).sum(1)
-    return filters, var
+def _binomial(k: int) -> torch.Tensor:
+    """Normalised binomial window of length ``k`` (``[1, 2, 1] / 4`` for 3)."""
+    return torch.tensor([math.comb(k - 1, i) for i in range(k)], dtype=torch.float64) / 2 ** (k - 1)
 
 
-@torch.no_grad()
-def _fit_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, x: torch.Tensor, *, max_patches: int,
-                 gain_power: float, scale: float, shift: float, method: str, energy: float,
-                 generator: torch.Generator) -> None:
-    """Set ``conv`` to filters learned from its input ``x`` and ``bn`` to the exact statistics of the responses
-    (weight ``scale x gain``, bias ``-shift``)."""
-    patches = _sample_patches(conv, x, max_patches, generator)
-    if method == "pca":
-        mean, cov = _moments(patches)
-        filters, var = pca_filters(cov, conv.out_channels, generator, energy=energy)
-    else:
-        mean = patches.mean(0).double()
-        filters, var = kmeans_filters(patches, conv.out_channels, generator)
-    conv.weight.copy_(filters.reshape(conv.weight.shape).to(conv.weight))
-    if conv.bias is not None:
-        conv.bias.zero_()
+def _set_bn(bn: nn.BatchNorm2d | None, mean: torch.Tensor, var: torch.Tensor, gain_power: float, scale: float) -> None:
     if bn is None:
         return
-    bn.running_mean.copy_((filters @ mean).to(bn.running_mean))
+    bn.running_mean.copy_(mean.to(bn.running_mean))
     bn.running_var.copy_(var.clamp_min(1e-12).to(bn.running_var))
     bn.num_batches_tracked.zero_()
     if bn.affine:
         gain = (var / var.mean()).clamp_min(1e-12) ** (gain_power / 2)
         bn.weight.copy_((scale * gain).to(bn.weight))
-        bn.bias.fill_(-shift * scale)
+        bn.bias.zero_()
 
 
-def _check_block(block: nn.Module) -> str:
+@torch.no_grad()
+def _fit_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, x: torch.Tensor, *, scale: float, spatial: str,
+                 gain_power: float, max_patches: int, generator: torch.Generator) -> None:
+    """Set ``conv`` to PCA filters of its input ``x`` and ``bn`` to the exact statistics of the responses."""
+    if conv.groups != 1:
+        raise ValueError("init_encoder_layerwise supports ungrouped convolutions only")
+    kh, kw = conv.kernel_size
+    if spatial == "pool" and kh * kw > 1:
+        win = torch.outer(_binomial(kh), _binomial(kw))
+        c_in = x.shape[1]
+        xs = F.conv2d(x, win.to(x).expand(c_in, 1, kh, kw), stride=conv.stride, padding=conv.padding,
+                      dilation=conv.dilation, groups=c_in)
+        patches = xs.permute(0, 2, 3, 1).reshape(-1, c_in)
+        if len(patches) > max_patches:
+            patches = patches[torch.randperm(len(patches), generator=generator)[:max_patches].to(x.device)]
+        mean, cov = _moments(patches)
+        v, var = pca_filters(cov, conv.out_channels, generator)
+        filters = v[:, :, None, None] * win.to(v)
+    else:
+        mean, cov = _moments(_sample_patches(conv, x, max_patches, generator))
+        filters, var = pca_filters(cov, conv.out_channels, generator)
+        v = filters
+    conv.weight.copy_(filters.reshape(conv.weight.shape).to(conv.weight))
+    if conv.bias is not None:
+        conv.bias.zero_()
+    _set_bn(bn, v @ mean, var, gain_power, scale)
+
+
+def _block_kind(block: nn.Module) -> str:
     names = {n for n, _ in block.named_children()}
     if {"conv1", "bn1", "conv2", "bn2", "conv3", "bn3"} <= names:
         return "bottleneck"
     if {"conv1", "bn1", "conv2", "bn2"} <= names:
         return "basic"
-    raise ValueError(f"init_encoder_layerwise: unsupported block {type(block).__name__} (ResNet BasicBlock/Bottleneck)")
+    raise ValueError(f"init_encoder_layerwise: unsupported block {type(block).__name__} "
+                     "(expected a timm ResNet BasicBlock or Bottleneck)")
 
 
 @torch.no_grad()
-def _init_block(block: nn.Module, x: torch.Tensor, residual_gain: float, threshold: float, **kw) -> None:
-    kind = _check_block(block)
+def _init_block(block: nn.Module, x: torch.Tensor, residual_gain: float, **kw) -> None:
+    kind = _block_kind(block)
     if block.downsample is not None:
-        ds = block.downsample
-        convs = [m for m in ds.modules() if isinstance(m, nn.Conv2d)]
-        bns = [m for m in ds.modules() if isinstance(m, nn.BatchNorm2d)]
+        convs = [m for m in block.downsample.modules() if isinstance(m, nn.Conv2d)]
+        bns = [m for m in block.downsample.modules() if isinstance(m, nn.BatchNorm2d)]
         if len(convs) != 1 or len(bns) > 1:
             raise ValueError("init_encoder_layerwise: the shortcut must be one conv (+ BatchNorm)")
         pre = x
-        for m in ds:  # e.g. an average pool before the 1x1 conv (ResNet-D)
+        for m in block.downsample:  # e.g. an average pool before the 1x1 conv (ResNet-D)
             if m is convs[0]:
                 break
             pre = m(pre)
-        _fit_conv_bn(convs[0], bns[0] if bns else None, pre, scale=1.0, shift=0.0, **kw)
-    layers = ["1", "2", "3"] if kind == "bottleneck" else ["1", "2"]
+        _fit_conv_bn(convs[0], bns[0] if bns else None, pre, scale=1.0, **kw)
+    names = ["1", "2", "3"] if kind == "bottleneck" else ["1", "2"]
     h = x
-    for i, k in enumerate(layers):
+    for k in names:
         conv, bn = getattr(block, f"conv{k}"), getattr(block, f"bn{k}")
-        last = i == len(layers) - 1
-        _fit_conv_bn(conv, bn, h, scale=residual_gain if last else 1.0, shift=0.0 if last else threshold, **kw)
+        last = k == names[-1]
+        _fit_conv_bn(conv, bn, h, scale=residual_gain if last else 1.0, **kw)
         if last:
             break
         h = bn(conv(h))
@@ -247,58 +230,75 @@ def _init_block(block: nn.Module, x: torch.Tensor, residual_gain: float, thresho
             h = block.aa(block.act2(block.drop_block(h)))
 
 
+def _per_stage(value, n: int, name: str) -> list:
+    vals = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value] * n
+    if len(vals) != n:
+        raise ValueError(f"{name}: expected one value or {n} (stem + {n - 1} stages), got {len(vals)}")
+    return vals
+
+
 @torch.no_grad()
 def init_encoder_layerwise(encoder: nn.Module, loader: Iterable[dict], device: torch.device | str = "cpu", *,
-                           max_images: int = 144, max_patches: int = 40000, gain_power: float = 0.0,
-                           residual_gain: float = 1.0, method: str = "pca", threshold: float = 0.0,
-                           energy: float = 1.0, seed: int = 0) -> nn.Module:
-    """Greedy layer-wise PCA initialisation of a timm ResNet (``features_only``) encoder, in place.
+                           spatial: str | Sequence[str] = "pca", gain_power: float | Sequence[float] = 0.0,
+                           residual_gain: float | Sequence[float] = 1.0, max_images: int = 144,
+                           max_patches: int = 40000, seed: int = 0) -> nn.Module:
+    """Greedy layer-wise PCA initialisation of a timm ResNet trunk (e.g. a ``features_only`` encoder), in place.
 
     Args:
         encoder: a timm ResNet trunk with ``conv1``/``bn1``/``act1``/``maxpool`` and ``layer1..layerN``
-            (a ``FeatureListNet`` of ``features_only=True`` keeps only the stages it returns; all are
-            initialised).
-        loader: iterable of dicts with ``"img"`` ``(B, C, H, W)`` normal training images, normalised as
-            the model sees them.
+            (a ``features_only=True`` model keeps only the stages it returns; all of them are initialised).
+        loader: iterable of dicts with ``"img"``: ``(B, C, H, W)`` normal training images, normalised as the
+            model sees them.
         device: device to compute on.
+        spatial: ``"pca"`` (full-patch PCA filters) or ``"pool"`` (binomial window x channel PCA) for the
+            convolutions of every stage (the stem then uses ``"pca"``), or one value per stage as
+            ``(stem, layer1, layer2, ...)``.
+        gain_power: BatchNorm weight ``(lambda_i / mean lambda)^(p/2)``: 0 = responses whitened, 1 = they keep
+            the relative variance of their principal component; one value or per stage.
+        residual_gain: weight of each residual branch relative to its shortcut; one value or per stage
+            (the stem's entry is unused).
         max_images: images taken from ``loader``.
-        max_patches: patches per convolution entering its covariance.
-        gain_power: BatchNorm weight ``(lambda_i / mean lambda)^(p/2)``: 0 = whitened responses, 1 =
-            responses keep the relative variance of their principal component.
-        residual_gain: weight of each residual branch relative to its shortcut.
+        max_patches: patches (positions) per convolution entering its covariance.
         seed: seed of the patch sampling (the result is deterministic for fixed inputs).
 
     Returns:
-        ``encoder`` (modified in place), frozen (``requires_grad=False``) and in eval mode.
+        ``encoder`` (modified in place), frozen and in eval mode.
+
+    Raises:
+        ValueError: not a plain-stem timm ResNet with BasicBlock/Bottleneck stages, grouped convolutions, a
+            bad ``spatial`` value, an empty loader or images that are not ``(B, C, H, W)``.
     """
     for name in ("conv1", "bn1", "act1", "maxpool"):
         if not hasattr(encoder, name):
             raise ValueError(f"init_encoder_layerwise expects a timm ResNet trunk; {type(encoder).__name__} has no "
                              f"{name!r}")
     if not isinstance(encoder.conv1, nn.Conv2d):
-        raise ValueError("init_encoder_layerwise: deep stems (Sequential conv1) are not supported")
+        raise ValueError("init_encoder_layerwise: deep stems (a Sequential conv1) are not supported")
     stages = [getattr(encoder, f"layer{i}") for i in range(1, 5) if hasattr(encoder, f"layer{i}")]
     for stage in stages:
         for block in stage:
-            _check_block(block)
+            _block_kind(block)
+    n = len(stages) + 1
+    if isinstance(spatial, str):
+        spatial = ["pca"] + [spatial] * (n - 1)  # the stem's filters come from the image patches
+    spatial = _per_stage(spatial, n, "spatial")
+    if any(s not in _SPATIAL for s in spatial):
+        raise ValueError(f"spatial must be in {_SPATIAL}, got {spatial}")
+    gain_power = _per_stage(gain_power, n, "gain_power")
+    residual_gain = _per_stage(residual_gain, n, "residual_gain")
     device = torch.device(device)
     encoder.to(device).eval()
     g = torch.Generator().manual_seed(seed)
-    if method not in ("pca", "kmeans"):
-        raise ValueError(f"method must be 'pca' or 'kmeans', got {method!r}")
-    def at(v, i):
-        return v[i] if isinstance(v, (list, tuple)) else v
 
-    def kw(i):
-        return dict(max_patches=max_patches, gain_power=at(gain_power, i), method=method, energy=at(energy, i),
-                    generator=g)
+    def kw(i: int) -> dict:
+        return dict(spatial=spatial[i], gain_power=gain_power[i], max_patches=max_patches, generator=g)
 
     x = _stack_images(loader, max_images, device)
-    _fit_conv_bn(encoder.conv1, encoder.bn1, x, scale=1.0, shift=at(threshold, 0), **kw(0))
+    _fit_conv_bn(encoder.conv1, encoder.bn1, x, scale=1.0, **kw(0))
     x = encoder.maxpool(encoder.act1(encoder.bn1(encoder.conv1(x))))
     for i, stage in enumerate(stages, 1):
         for block in stage:
-            _init_block(block, x, at(residual_gain, i), at(threshold, i), **kw(i))
+            _init_block(block, x, residual_gain[i], **kw(i))
             x = block(x)
     encoder.requires_grad_(False)
     return encoder.eval()
