@@ -61,3 +61,28 @@ def test_cpu_tensors_rejected_without_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(RuntimeError, match="CUDA"):
         check_device(torch.zeros(1))
+
+
+def test_slices_beyond_int32_offsets_are_rejected():
+    """The kernels use 32-bit offsets inside one (batch, direction) slice: a larger slice must
+    raise instead of silently wrapping around."""
+    pytest.importorskip("triton")
+    import torch
+
+    from vision_ssm.ops.triton._launch import _check_offsets
+
+    small = torch.zeros(2, 3, 5)
+    _check_offsets((small, 1))  # fine
+
+    class _Huge:  # shape/strides of a (2, 4, 2**31) tensor without allocating it
+        shape = (2, 4, 2**31)
+
+        def stride(self):
+            return (4 * 2**31, 2**31, 1)
+
+        def dim(self):
+            return 3
+
+    _check_offsets((_Huge(), 3))  # nothing below the bases to check
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        _check_offsets((_Huge(), 1))
