@@ -6,12 +6,16 @@ ordinary recipe (:func:`vision_ssm.tasks.anomaly.train`), prints ADer's seven me
 and their means, and writes heatmaps. Nothing is downloaded.
 
 CPU-sized defaults (documented in ``docs/tasks/anomaly.md``): 128x128 crops, a smaller decoder
-(depths 2-2-2-2, 4 scan directions instead of 3-4-6-3 and 8), and a frozen ResNet-34 encoder
-**without pretrained weights** (none can be fetched here): random, except that its first
-convolution holds the whitened PCA filters of the training patches and its BatchNorm statistics
-are re-estimated on the training images (``--encoder-init pca``; measured better than plain
-random init). Pass ``--encoder-weights resnet34.pth`` (a local torchvision/timm state dict) to use
-pretrained features instead.
+(depths 2-2-2-2, 4 scan directions instead of 3-4-6-3 and 8), 12 epochs, and a frozen ResNet-34
+encoder **without pretrained weights** (none can be fetched here), initialised from the normal
+training images instead (``--encoder-init layerwise``,
+:func:`vision_ssm.tasks.encoder_init.init_encoder_layerwise`): greedily, layer by layer, every
+convolution gets PCA filters of its input (stem: image patches; later convolutions: a binomial
+window times channel directions), in sign pairs, with exact BatchNorm statistics. Measured on a
+2-core CPU: 3.4 min, mean image / pixel AUROC 81.6 / 92.0 (the 95 / 95 target is not reached
+without pretrained features; ``--encoder-init pca``, the previous default: 77.6 / 86.4). Pass
+``--encoder-weights resnet34.pth`` (a local torchvision/timm state dict) to use pretrained
+features instead.
 """
 from __future__ import annotations
 
