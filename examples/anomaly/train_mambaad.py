@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from vision_ssm.tasks.anomaly import TrainConfig, train
+from vision_ssm.tasks.anomaly import ENCODER_INITS, TrainConfig, train
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -44,7 +44,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--num-heatmaps", type=int, default=4, help="heatmap PNGs per class")
     p.add_argument("--encoder-weights", default=None, help="local state dict for the frozen encoder")
     p.add_argument("--calibrate-encoder", action="store_true", help="re-estimate encoder BatchNorm stats")
-    p.add_argument("--encoder-init", default=None, choices=["pca"], help="data-driven init of a random encoder")
+    p.add_argument("--encoder-init", default=None, choices=[c for c in ENCODER_INITS if c],
+                   help="data-driven init of an encoder without pretrained weights (see docs/tasks/anomaly.md)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     return TrainConfig(
