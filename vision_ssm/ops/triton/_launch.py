@@ -77,8 +77,11 @@ def pick_config(N: int, L: int, group_size: int | None, channels_last: bool = Fa
 
     Register tiles are ``[T steps, NP states, BD channels]`` with the channels (then the states) on
     a warp's lanes and the steps in-thread, so a program should cover ``32 * num_warps`` lanes with
-    ``BD x NP`` and no more: ``N = 1`` takes 32 channels per warp; ``N = 16`` takes 8 channels x 4
-    state lanes (4 states per thread). ``T`` bounds the registers (arrays of ``T x states/thread``).
+    ``BD x NP`` and no more: ``N = 1`` takes 32 channels per one-warp program (``T = 16``; 32 for
+    a forward that saves no states); ``N = 16`` takes 16 channels x 2 state lanes (8 states per
+    thread, ``T = 8``). ``T`` bounds the registers (arrays of ``T x states/thread``). The same
+    defaults won for channel-first (1-D op) and channel-last (fused core) tiles, so
+    ``channels_last`` does not change them.
     """
     NP = triton.next_power_of_2(N)
     if NP <= 2:
