@@ -56,7 +56,9 @@ def _infer_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contig
     return _median_ms(step, warmup, iters)
 
 
-def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format) -> float:
+def train_step(model, bs: int, img: int, mf=torch.contiguous_format):
+    """One closure = one bf16-autocast training step (forward, cross-entropy, backward, AdamW) on
+    fixed random data; also used by ``_profile_model.py``."""
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
@@ -69,6 +71,11 @@ def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contig
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    return step
+
+
+def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format) -> float:
+    step = train_step(model, bs, img, mf)
     step()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()

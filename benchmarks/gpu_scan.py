@@ -256,7 +256,7 @@ def tune_shape(Bt, K, Dm, L, N, dtype, fused: bool) -> list[dict]:
         if fused:
             ov["ksplit"] = c["ksplit"]
         with config_override(**ov):
-            eff = (pick_config(N, L, group, fused), c.get("ksplit"))
+            eff = (pick_config(N, L, group), c.get("ksplit"))
             if eff in seen:  # the group size or the lane rule reduced it to a configuration already timed
                 continue
             seen.add(eff)

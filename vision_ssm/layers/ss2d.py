@@ -246,8 +246,9 @@ class SS2D(nn.Module):
             dts, Bs, Cs = torch.split(x_dbl.view(B, L, K, R + 2 * N), [R, N, N], dim=3)
             # all K rank-R projections as one GEMM against the block-diagonal (K*R, K*D) weight:
             # (B*L, K*R) @ (K*R, K*D) -> memory (B, L, K, D), viewed as the logical (B, K, D, L).
-            # (A batched (K, B*L, R) @ (K, R, D) product with R = 6 took 12.8 of ~80 ms of a
-            # vmamba_tiny_s1l8 bf16 training step on an H100: an unaligned inner dim.)
+            # (A batched (K, B*L, R) @ (K, R, D) product with R = 6 was the largest operator of a
+            # vmamba_tiny_s1l8 bf16 training step on an H100, 12.8 ms of kernel time: an unaligned
+            # inner dim.)
             w_bd = torch.block_diag(*self.dt_projs_weight.transpose(1, 2))
             dts = torch.matmul(dts.reshape(B * L, K * R), w_bd).view(B, L, K, Dm).permute(0, 2, 3, 1)
             Bs, Cs = Bs.permute(0, 2, 3, 1), Cs.permute(0, 2, 3, 1)  # (B, K, N, L) views, N fastest

@@ -72,7 +72,7 @@ def _pow2_divisor(n: int, cap: int) -> int:
     return p
 
 
-def pick_config(N: int, L: int, group_size: int | None, channels_last: bool = False) -> TileConfig:
+def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
     """Default tiles (from sweeps on an H100, bf16, the benchmark shapes; ``benchmarks/gpu_scan.py``).
 
     Register tiles are ``[T steps, NP states, BD channels]`` with the channels (then the states) on
@@ -80,8 +80,7 @@ def pick_config(N: int, L: int, group_size: int | None, channels_last: bool = Fa
     ``BD x NP`` and no more: ``N = 1`` takes 32 channels per one-warp program (``T = 16``; 32 for
     a forward that saves no states); ``N = 16`` takes 16 channels x 2 state lanes (8 states per
     thread, ``T = 8``). ``T`` bounds the registers (arrays of ``T x states/thread``). The same
-    defaults won for channel-first (1-D op) and channel-last (fused core) tiles, so
-    ``channels_last`` does not change them.
+    defaults won for channel-first (1-D op) and channel-last (fused core) tiles.
     """
     NP = triton.next_power_of_2(N)
     if NP <= 2:
@@ -104,7 +103,7 @@ def pick_config(N: int, L: int, group_size: int | None, channels_last: bool = Fa
     return TileConfig(T=T, BD_fwd=bd_f, BD_bwd=bd_b, nw_fwd=nw_f, nw_bwd=nw_b, T_infer=T_inf)
 
 
-def use_ksplit(Bt: int, Dm: int, K: int, cfg: TileConfig, device: torch.device) -> bool:
+def use_ksplit(K: int) -> bool:
     """Run the K directions of the fused SS2D core as separate programs (per-direction output
     slabs summed afterwards in a fixed order) rather than one program walking all K and merging
     in place?
@@ -172,8 +171,7 @@ def _common(u, delta, A, B, C, z):
     K = delta.shape[1]
     N = A.shape[1]
     NP = triton.next_power_of_2(N)
-    channels_last = u.stride(1) == 1 and Dm > 1 and L > 1
-    cfg = pick_config(N, L, _group_size(B, C, K, Dm), channels_last)
+    cfg = pick_config(N, L, _group_size(B, C, K, Dm))
     NT = triton.cdiv(L, cfg.T)
     b_const, sB, dgb, gpdb = _bc_layout(B, K, Dm)
     c_const, sC, dgc, gpdc = _bc_layout(C, K, Dm)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..scan_orders import DirectionSet
-from ._launch import pick_config, scan_backward, scan_forward, use_ksplit
+from ._launch import scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
 
 
@@ -92,8 +92,7 @@ class _SS2DFn(torch.autograd.Function):
         B_cl, C_cl = _channels_last(B, 2), _channels_last(C, 2)  # (Bt, K, N, L) with N fastest
         A = A.contiguous()
         K = d_cl.shape[1]
-        N = A.shape[1]
-        ksplit = use_ksplit(Bt, Dm, K, pick_config(N, L, Dm, channels_last=True), x.device)
+        ksplit = use_ksplit(K)
         if ksplit:
             acc = torch.empty(Bt, K, L, Dm, device=x.device, dtype=_slab_dtype(x.dtype)).transpose(2, 3)
         else:
