@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from ..data.anomaly_folders import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset
 from ..metrics.anomaly import METRIC_KEYS, evaluate_per_class
-from .encoder_init import init_encoder_layerwise
+from .encoder_init import init_encoder_layerwise, stack_images
 
 #: Accepted values of :attr:`TrainConfig.encoder_init`.
 ENCODER_INITS = (None, "pca", "layerwise", "layerwise-full")
@@ -164,12 +164,7 @@ def init_stem_pca(module: torch.nn.Module, loader: DataLoader, device: torch.dev
 
     conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
     c_out, c_in, kh, kw = conv.weight.shape
-    imgs = []
-    for batch in loader:
-        imgs.append(batch["img"])
-        if sum(len(i) for i in imgs) >= max_images:
-            break
-    x = torch.cat(imgs)[:max_images].to(device=conv.weight.device, dtype=torch.float32)
+    x = stack_images(loader, max_images, conv.weight.device)
     patches = F.unfold(x, (kh, kw), stride=max(1, kh // 2)).transpose(1, 2).reshape(-1, c_in * kh * kw)
     patches = patches - patches.mean(1, keepdim=True)
     cov = patches.T @ patches / len(patches)

@@ -46,7 +46,8 @@ __all__ = ["init_encoder_layerwise", "pca_filters"]
 _SPATIAL = ("pca", "pool")
 
 
-def _stack_images(loader: Iterable[dict], max_images: int, device: torch.device) -> torch.Tensor:
+def stack_images(loader: Iterable[dict], max_images: int, device: torch.device) -> torch.Tensor:
+    """Up to ``max_images`` images ``(B, C, H, W)`` fp32 from a loader of ``{"img": ...}`` batches."""
     imgs, n = [], 0
     for batch in loader:
         imgs.append(batch["img"])
@@ -54,10 +55,10 @@ def _stack_images(loader: Iterable[dict], max_images: int, device: torch.device)
         if n >= max_images:
             break
     if not imgs:
-        raise ValueError("init_encoder_layerwise: the loader yielded no images")
+        raise ValueError("encoder init: the loader yielded no images")
     x = torch.cat(imgs)[:max_images]
     if x.ndim != 4:
-        raise ValueError(f"init_encoder_layerwise: expected (B, C, H, W) images, got shape {tuple(x.shape)}")
+        raise ValueError(f"encoder init: expected (B, C, H, W) images, got shape {tuple(x.shape)}")
     return x.to(device=device, dtype=torch.float32)
 
 
@@ -293,7 +294,7 @@ def init_encoder_layerwise(encoder: nn.Module, loader: Iterable[dict], device: t
     def kw(i: int) -> dict:
         return dict(spatial=spatial[i], gain_power=gain_power[i], max_patches=max_patches, generator=g)
 
-    x = _stack_images(loader, max_images, device)
+    x = stack_images(loader, max_images, device)
     _fit_conv_bn(encoder.conv1, encoder.bn1, x, scale=1.0, **kw(0))
     x = encoder.maxpool(encoder.act1(encoder.bn1(encoder.conv1(x))))
     for i, stage in enumerate(stages, 1):
