@@ -5,12 +5,16 @@ Run on a CUDA machine::
     python benchmarks/gpu_models.py                               # default models, triton backend
     python benchmarks/gpu_models.py --backends triton,mamba_ssm   # also with mamba-ssm's kernel
     python benchmarks/gpu_models.py --json out.json
+    python benchmarks/gpu_models.py --compile none,default     # eager and torch.compile'd
 
 For every model: inference throughput (batch 128, ``torch.inference_mode``), training throughput
 (batch 64: forward, cross-entropy, backward, AdamW step) and training peak memory, at 224×224
 with bf16 autocast, fp32 weights, channels-first memory (``--channels-last 0,1`` also times model
 and input in ``torch.channels_last`` memory, as timm's ``benchmark.py --channels-last``). Random
-inputs and labels; no weights are loaded.
+inputs and labels; no weights are loaded. ``--compile`` also times the model wrapped in
+``torch.compile`` (``default``, ``max-autotune-no-cudagraphs``, ``reduce-overhead`` = CUDA graphs;
+the scan is the opaque ``vision_ssm::`` custom op, everything around it is compiled); the
+compilation happens in the warm-up, outside the timed windows, and its time is printed.
 Each number is the median over timed windows after warm-up (CUDA events).
 """
 from __future__ import annotations
@@ -56,11 +60,12 @@ def _infer_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contig
     return _median_ms(step, warmup, iters)
 
 
-def train_step(model, bs: int, img: int, mf=torch.contiguous_format):
+def train_step(model, bs: int, img: int, mf=torch.contiguous_format, params_of=None):
     """One closure = one bf16-autocast training step (forward, cross-entropy, backward, AdamW) on
-    fixed random data; also used by ``_profile_model.py``."""
+    fixed random data; also used by ``_profile_model.py``. ``params_of``: the module whose
+    parameters AdamW updates (default ``model``; the eager module when ``model`` is compiled)."""
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW((params_of or model).parameters(), lr=1e-4)
     x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
     y = torch.randint(0, 1000, (bs,), device="cuda")
 
@@ -74,8 +79,9 @@ def train_step(model, bs: int, img: int, mf=torch.contiguous_format):
     return step
 
 
-def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format) -> float:
-    step = train_step(model, bs, img, mf)
+def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format,
+              params_of=None) -> float:
+    step = train_step(model, bs, img, mf, params_of)
     step()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -83,7 +89,9 @@ def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contig
 
 
 def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, iters: int,
-                channels_last: bool = False) -> dict:
+                channels_last: bool = False, compile_mode: str = "none") -> dict:
+    import time
+
     import timm
 
     import vision_ssm  # noqa: F401  (registers the models)
@@ -91,12 +99,18 @@ def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, 
     mf = torch.channels_last if channels_last else torch.contiguous_format
     model = timm.create_model(name, pretrained=False, num_classes=1000).cuda().to(memory_format=mf)
     row: dict = {"model": name, "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-                 "channels_last": channels_last}
+                 "channels_last": channels_last, "compile": compile_mode}
+    run = model
+    if compile_mode != "none":
+        torch._dynamo.reset()
+        run = torch.compile(model, mode=compile_mode)
+    t0 = time.perf_counter()
     # training first: tensors cached under inference_mode must not leak into autograd
-    row["train_img_s"] = train_bs / _train_ms(model, train_bs, img, warmup, iters, mf) * 1e3
+    row["train_img_s"] = train_bs / _train_ms(run, train_bs, img, warmup, iters, mf, model) * 1e3
     row["train_peak_GB"] = torch.cuda.max_memory_allocated() / 1e9
     torch.cuda.empty_cache()
-    row["infer_img_s"] = infer_bs / _infer_ms(model, infer_bs, img, warmup, iters, mf) * 1e3
+    row["infer_img_s"] = infer_bs / _infer_ms(run, infer_bs, img, warmup, iters, mf) * 1e3
+    row["wall_s"] = time.perf_counter() - t0
     del model
     torch.cuda.empty_cache()
     return row
@@ -113,6 +127,8 @@ def main():
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--channels-last", default="0", help="comma list of 0/1: model and input in channels_last "
                    "memory (as timm's benchmark.py --channels-last); e.g. 0,1 runs both")
+    p.add_argument("--compile", default="none", help="comma list of torch.compile modes to time: none (eager), "
+                   "default, max-autotune-no-cudagraphs, reduce-overhead")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     import timm
@@ -125,21 +141,22 @@ def main():
     rows = []
     for name in a.models.split(","):
         ours = not name.startswith("convnext")
-        for backend, cl in [(b, c) for b in (a.backends.split(",") if ours else ["-"])
-                            for c in map(int, a.channels_last.split(","))]:
+        for backend, cl, mode in [(b, c, m) for b in (a.backends.split(",") if ours else ["-"])
+                                  for c in map(int, a.channels_last.split(",")) for m in a.compile.split(",")]:
             ctx = use_backend(backend) if ours else contextlib.nullcontext()
             try:
                 with ctx:
-                    row = bench_model(name, a.infer_bs, a.train_bs, a.img, a.warmup, a.iters, bool(cl))
+                    row = bench_model(name, a.infer_bs, a.train_bs, a.img, a.warmup, a.iters, bool(cl), mode)
             except Exception as e:  # unregistered model, missing backend, OOM: report and go on
                 print(f"{name} [{backend}]: {type(e).__name__}: {str(e)[:200]}")
                 torch.cuda.empty_cache()
                 continue
             row["backend"] = backend
             rows.append(row)
-            print(f"{name:20s} {backend:10s} {'NHWC' if cl else 'NCHW'} params {row['params_M']:6.1f}M | "
+            print(f"{name:20s} {backend:10s} {'NHWC' if cl else 'NCHW'} {mode:9s} params {row['params_M']:6.1f}M | "
                   f"inference {row['infer_img_s']:7.0f} img/s"
-                  f" | training {row['train_img_s']:6.0f} img/s | train peak {row['train_peak_GB']:5.2f} GB",
+                  f" | training {row['train_img_s']:6.0f} img/s | train peak {row['train_peak_GB']:5.2f} GB"
+                  f" | {row['wall_s']:.0f} s incl. compile",
                   flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1))

@@ -52,6 +52,7 @@ class BackendSpec:
     available_check: Callable[[], bool] | None = None
     ss2d_target: str | None = None
     _fn: Callable | None = field(default=None, repr=False)
+    _ss2d_fn: Callable | None = field(default=None, repr=False)
     _available: bool | None = field(default=None, repr=False)
 
     def is_available(self) -> bool:
@@ -77,12 +78,13 @@ class BackendSpec:
             self._fn = getattr(importlib.import_module(module), func)
         return self._fn
 
-
     def load_ss2d(self) -> Callable | None:
         if self.ss2d_target is None:
             return None
-        module, func = self.ss2d_target.split(":")
-        return getattr(importlib.import_module(module), func)
+        if self._ss2d_fn is None:
+            module, func = self.ss2d_target.split(":")
+            self._ss2d_fn = getattr(importlib.import_module(module), func)
+        return self._ss2d_fn
 
 
 _BACKENDS: dict[str, BackendSpec] = {}
@@ -181,3 +183,26 @@ def resolve_backend(device: torch.device, explicit: str | None = None) -> tuple[
     if not names:
         raise RuntimeError(f"no selective-scan backend runs on device type {dev!r}")
     return names[0], _BACKENDS[names[0]].load()
+
+
+@torch.compiler.assume_constant_result
+def _resolve_while_compiling(device_type: str, explicit: str | None) -> str:
+    """:func:`resolve_backend_name`, run by Dynamo as plain Python (its imports and probes cannot be
+    traced) and baked into the graph as a constant; loads the backend's functions for the traced code."""
+    name = resolve_backend_name(torch.device(device_type), explicit)
+    _BACKENDS[name].load()
+    _BACKENDS[name].load_ss2d()
+    return name
+
+
+def backend_for_call(device: torch.device, explicit: str | None = None) -> BackendSpec:
+    """The (loaded) spec of the backend a call on ``device`` uses.
+
+    Under ``torch.compile`` / ``torch.export`` the choice is made once, when the graph is traced,
+    and stays fixed for that compiled graph (a later :func:`use_backend` or environment change does
+    not re-trace it).
+    """
+    if torch.compiler.is_compiling():
+        return _BACKENDS[_resolve_while_compiling(device.type, explicit)]
+    name, _ = resolve_backend(device, explicit)
+    return _BACKENDS[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._registry import resolve_backend
+from ._registry import backend_for_call
 
 # float64 is accepted as an extension (math then runs in float64; used by gradcheck tests).
 _FLOAT_TYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -113,5 +113,5 @@ def selective_scan(
     for name, t in (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z), ("delta_bias", delta_bias)):
         if t is not None and t.device != u.device:
             raise ValueError(f"selective_scan: {name} is on {t.device} but u is on {u.device}")
-    _, fn = resolve_backend(u.device, backend)
+    fn = backend_for_call(u.device, backend).load()
     return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._registry import get_backend_spec, resolve_backend_name
+from ._registry import backend_for_call
 from .route import gather_directions, merge
 from .scan_orders import DirectionSet
 from .selective_scan import selective_scan
@@ -51,7 +51,7 @@ def ss2d_scan(
         raise ValueError(f"ss2d_scan: x has L={L} but the direction set is {dirs.H}x{dirs.W}")
     if tuple(delta.shape) != (Bt, K, Dm, L):
         raise ValueError(f"ss2d_scan: delta must be (B, K, D, L)={(Bt, K, Dm, L)}, got {tuple(delta.shape)}")
-    fused = get_backend_spec(resolve_backend_name(x.device, backend)).load_ss2d()
+    fused = backend_for_call(x.device, backend).load_ss2d()
     if fused is not None:
         return fused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)
     xs = gather_directions(x.unsqueeze(1).expand(Bt, K, Dm, L), dirs).reshape(Bt, K * Dm, L)

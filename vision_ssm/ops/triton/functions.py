@@ -34,27 +34,40 @@ def _cast(g: Tensor | None, like: Tensor | None) -> Tensor | None:
     return g.to(like.dtype)
 
 
+def scan_fwd_impl(u, delta, A, B, C, D, z, delta_bias, softplus: bool, idx, need_grad: bool):
+    """Forward of the K-direction scan on canonical inputs (see ``_launch``): ``(out, last, states,
+    saved)`` where ``saved`` are the inputs in the layout the kernels read (for the backward)."""
+    u, delta, B, C, z = u.contiguous(), delta.contiguous(), _c(B), _c(C), _c(z)
+    A = A.contiguous()
+    out, last, states = scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad)
+    return out, last, states, (u, delta, A, B, C, D, z, delta_bias)
+
+
+def scan_bwd_impl(u, delta, A, B, C, D, z, delta_bias, softplus: bool, idx, states, dout):
+    """Backward of :func:`scan_fwd_impl` on its ``saved`` inputs: the gradients of
+    ``(u, delta, A, B, C, D, z, delta_bias)`` in their dtypes (``None`` for absent inputs)."""
+    du, ddelta, dA, dB, dC, dD, dz, dbias = scan_backward(
+        u, delta, A, B, C, D, z, delta_bias, softplus, idx, states, dout.contiguous()
+    )
+    return du, ddelta, _cast(dA, A), _cast(dB, B), _cast(dC, C), _cast(dD, D), dz, _cast(dbias, delta_bias)
+
+
 class _ScanFn(torch.autograd.Function):
     """Selective scan over ``K`` directions (``K = 1``: plain 1-D scan), see ``_launch``."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad):
-        u, delta, B, C, z = u.contiguous(), delta.contiguous(), _c(B), _c(C), _c(z)
-        A = A.contiguous()
-        out, last, states = scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
+        out, last, states, saved = scan_fwd_impl(u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad)
+        ctx.save_for_backward(*saved, states)
         ctx.softplus, ctx.idx = softplus, idx
         ctx.mark_non_differentiable(last)
         return out, last
 
     @staticmethod
     def backward(ctx, dout, _dlast):
-        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
-        du, ddelta, dA, dB, dC, dD, dz, dbias = scan_backward(
-            u, delta, A, B, C, D, z, delta_bias, ctx.softplus, ctx.idx, states, dout.contiguous()
-        )
-        return (du, ddelta, _cast(dA, A), _cast(dB, B), _cast(dC, C), _cast(dD, D), dz,
-                _cast(dbias, delta_bias), None, None, None)
+        *saved, states = ctx.saved_tensors
+        grads = scan_bwd_impl(*saved, ctx.softplus, ctx.idx, states, dout)
+        return (*grads, None, None, None)
 
 
 def _channels_last(t: Tensor, dim: int) -> Tensor:
@@ -72,6 +85,54 @@ def _slab_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float16, torch.bfloat16) else torch.float32
 
 
+def ss2d_fwd_impl(x, delta, A, B, C, D, delta_bias, softplus: bool, idx, need_grad: bool):
+    """Forward of the fused SS2D core: ``(y, states, saved)``; ``y`` ``(Bt, D, L)`` in ``x``'s dtype
+    with channel-last strides ``(L*D, 1, D)``, ``saved`` the inputs as the kernels read them."""
+    Bt, Dm, L = x.shape
+    x_cl = _channels_last(x, 1)
+    d_cl = _channels_last(delta, 2)
+    B_cl, C_cl = _channels_last(B, 2), _channels_last(C, 2)  # (Bt, K, N, L) with N fastest
+    A = A.contiguous()
+    K = d_cl.shape[1]
+    ksplit = use_ksplit(K)
+    if ksplit:
+        acc = torch.empty(Bt, K, L, Dm, device=x.device, dtype=_slab_dtype(x.dtype)).transpose(2, 3)
+    else:
+        acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
+    acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
+    if ksplit:
+        acc = sum_slabs(acc, x.dtype)  # fixed-order fp32 reduction over the K direction slabs
+    return _as_channels_last(acc, x.dtype), states, (x_cl, d_cl, A, B_cl, C_cl, D, delta_bias)
+
+
+def ddelta_stride(delta: Tensor) -> tuple[int, ...]:
+    """Strides of ``delta``'s gradient: those of ``torch.empty_like(delta)`` (delta's own if dense)."""
+    return torch.empty_like(delta, device="meta").stride()
+
+
+def ss2d_bwd_impl(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, softplus: bool, idx, states, dout, x_dtype, d_stride):
+    """Backward of :func:`ss2d_fwd_impl` on its ``saved`` inputs: gradients of
+    ``(x, delta, A, B, C, D, delta_bias)`` (``None`` for absent inputs); ``dx`` channel-last like
+    ``y``, ``ddelta`` with strides ``d_stride`` (:func:`ddelta_stride` of the caller's ``delta``)."""
+    Bt, Dm, L = x_cl.shape
+    K = d_cl.shape[1]
+    dev = x_cl.device
+    ksplit = use_ksplit(K)
+    if ksplit:
+        dx = torch.empty(Bt, K, L, Dm, device=dev, dtype=_slab_dtype(x_dtype)).transpose(2, 3)
+    else:
+        dx = torch.empty(Bt, L, Dm, device=dev, dtype=torch.float32).transpose(1, 2)
+    dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
+        x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, states, _like(dout, x_cl, x_dtype), dx,
+    )
+    if ksplit:
+        dx = sum_slabs(dx, x_dtype)
+    dx = _as_channels_last(dx, x_dtype)
+    if ddelta.stride() != tuple(d_stride):
+        ddelta = torch.empty_strided(ddelta.shape, d_stride, device=dev, dtype=ddelta.dtype).copy_(ddelta)
+    return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias))
+
+
 class _SS2DFn(torch.autograd.Function):
     """Fused SS2D core. Works channel-last: every step of every direction then reads one
     contiguous run of channels, whatever the pixel order (column-wise directions stay coalesced).
@@ -86,47 +147,18 @@ class _SS2DFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad):
-        Bt, Dm, L = x.shape
-        x_cl = _channels_last(x, 1)
-        d_cl = _channels_last(delta, 2)
-        B_cl, C_cl = _channels_last(B, 2), _channels_last(C, 2)  # (Bt, K, N, L) with N fastest
-        A = A.contiguous()
-        K = d_cl.shape[1]
-        ksplit = use_ksplit(K)
-        if ksplit:
-            acc = torch.empty(Bt, K, L, Dm, device=x.device, dtype=_slab_dtype(x.dtype)).transpose(2, 3)
-        else:
-            acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
-        acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
-        if ksplit:
-            acc = sum_slabs(acc, x.dtype)  # fixed-order fp32 reduction over the K direction slabs
-        ctx.save_for_backward(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states)
-        ctx.softplus, ctx.idx, ctx.ksplit = softplus, idx, ksplit
+        y, states, saved = ss2d_fwd_impl(x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad)
+        ctx.save_for_backward(*saved, states)
+        ctx.softplus, ctx.idx = softplus, idx
         ctx.x_dtype = x.dtype
-        ctx.delta_layout_kept = d_cl.data_ptr() == delta.data_ptr()
-        return _as_channels_last(acc, x.dtype)
+        ctx.d_stride = ddelta_stride(delta)
+        return y
 
     @staticmethod
     def backward(ctx, dout):
-        x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, states = ctx.saved_tensors
-        Bt, Dm, L = x_cl.shape
-        K = d_cl.shape[1]
-        dev = x_cl.device
-        if ctx.ksplit:
-            dx = torch.empty(Bt, K, L, Dm, device=dev, dtype=_slab_dtype(ctx.x_dtype)).transpose(2, 3)
-        else:
-            dx = torch.empty(Bt, L, Dm, device=dev, dtype=torch.float32).transpose(1, 2)
-        dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
-            x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, ctx.softplus, ctx.idx, states,
-            _like(dout, x_cl, ctx.x_dtype), dx,
-        )
-        if ctx.ksplit:
-            dx = sum_slabs(dx, ctx.x_dtype)
-        dx = _as_channels_last(dx, ctx.x_dtype)
-        if not ctx.delta_layout_kept:
-            ddelta = ddelta.contiguous()
-        return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias),
-                None, None, None)
+        *saved, states = ctx.saved_tensors
+        grads = ss2d_bwd_impl(*saved, ctx.softplus, ctx.idx, states, dout, ctx.x_dtype, ctx.d_stride)
+        return (*grads, None, None, None)
 
 
 def _like(t: Tensor, ref: Tensor, dtype: torch.dtype) -> Tensor:
@@ -195,6 +227,9 @@ def selective_scan_triton(
     if C.dim() == 3:
         C = C.unsqueeze(1)
     need = _needs_grad(u, delta, A, B, C, D, z, delta_bias)
+    if torch.compiler.is_compiling():  # the opaque custom op (see custom_ops); same kernels
+        out, last, _ = torch.ops.vision_ssm.scan_fwd(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), need)
+        return (out, last) if return_last_state else out
     out, last = _ScanFn.apply(u, delta.unsqueeze(1), A, B, C, D, z, delta_bias, bool(delta_softplus), None, need)
     return (out, last) if return_last_state else out
 
@@ -241,4 +276,7 @@ def ss2d_scan_triton(
     if tuple(A.shape) != (K * Dm, N):
         raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
     need = _needs_grad(x, delta, A, B, C, D, delta_bias)
+    if torch.compiler.is_compiling():  # the opaque custom op (see custom_ops); same kernels
+        idx = dirs.index.to(device=x.device, dtype=torch.int32)
+        return torch.ops.vision_ssm.ss2d_fwd(x, delta, A, B, C, D, delta_bias, idx, bool(delta_softplus), need)[0]
     return _SS2DFn.apply(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device), need)
