@@ -4,7 +4,8 @@
 #     ../shared/tools/prepare_mamba_ssm.sh .mamba (and carried along);
 #   - runs every GPU test (pytest -m gpu);
 #   - prints the selective-scan / SS2D-core tables and the model throughput table;
-#   - profiles a vmamba_tiny_s1l8 training step.
+#   - times the models under torch.compile (CUDA graphs);
+#   - profiles a vmamba_tiny_s1l8 training step (eager and compiled) and the scan's host overhead.
 # Results go to $OUT (default: runs/gpu_session).
 set -u
 OUT=${OUT:-runs/gpu_session}
@@ -17,4 +18,8 @@ wait
 python3 -m pytest -q -m gpu tests -p no:cacheprovider --deselect tests/triton 2>&1 | tail -2
 python3 benchmarks/gpu_scan.py --json "$OUT/scan.json" 2>&1 | tee "$OUT/scan.log" | tail -11
 python3 benchmarks/gpu_models.py --backends triton,mamba_ssm --json "$OUT/models.json" 2>&1 | tee "$OUT/models.log" | tail -8
-python3 benchmarks/_profile_model.py vmamba_tiny_s1l8 64 2>&1 | tail -24
+python3 benchmarks/gpu_models.py --models vmamba_tiny_s1l8,mambavision_tiny,convnext_tiny --compile reduce-overhead \
+  --json "$OUT/models_compiled.json" 2>&1 | tee "$OUT/models_compiled.log" | tail -4
+python3 benchmarks/_profile_model.py vmamba_tiny_s1l8 64 2>&1 | tail -52
+python3 benchmarks/_profile_model.py vmamba_tiny_s1l8 64 default 2>&1 | tail -52
+python3 benchmarks/_host_overhead.py 2>&1 | tail -40

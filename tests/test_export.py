@@ -33,3 +33,35 @@ def test_torch_export_matches_eager(name):
     assert len(got) == len(eager)
     for a, b in zip(got, eager):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_export_first_does_not_poison_the_direction_cache():
+    """Direction sets first built while ``torch.export`` traces (fake tensors) are cached as real
+    tensors: an eager call after the export still works and matches the exported program."""
+    from vision_ssm.ops.scan_orders import _cached
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_vmamba").eval()
+    x = torch.randn(1, 3, 48, 48)
+    _cached.cache_clear()
+    with use_backend("chunked"):
+        program = torch.export.export(model, (x,))
+        with torch.no_grad():
+            eager = model(x)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), eager, rtol=1e-5, atol=1e-5)
+
+
+def test_torch_compile_fullgraph_chunked():
+    """A whole model compiles into one graph with a pure-PyTorch backend (CPU: the 'aot_eager' backend)."""
+    torch.manual_seed(0)
+    model = timm.create_model("test_vmamba", drop_path_rate=0.0).train()
+    x = torch.randn(2, 3, 32, 32)
+    torch._dynamo.reset()
+    with use_backend("chunked"):
+        got = torch.compile(model, backend="aot_eager", fullgraph=True)(x)
+        (g_got,) = torch.autograd.grad(got.square().sum(), [model.get_classifier().weight])
+        want = model(x)
+        (g_want,) = torch.autograd.grad(want.square().sum(), [model.get_classifier().weight])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5)

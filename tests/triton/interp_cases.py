@@ -232,3 +232,23 @@ def test_interp_ss2d_layer_compiles_with_triton_backend(monkeypatch):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     for a, b in zip(gg, gw):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_interp_torch_export_keeps_the_custom_op(monkeypatch):
+    """``torch.export`` of an SS2D layer on the triton backend: the scan is one ``vision_ssm::ss2d_fwd``
+    node of the exported graph, and the exported program reproduces the eager output."""
+    from vision_ssm.layers import SS2D
+    from vision_ssm.ops._registry import get_backend_spec
+
+    spec = get_backend_spec("triton")
+    monkeypatch.setattr(spec, "devices", ("cuda", "cpu"))
+    monkeypatch.setattr(spec, "_available", True)
+    torch.manual_seed(1)
+    layer = SS2D(8, d_state=2, ssm_ratio=1.0, scan="hilbert", directions=8, backend="triton").eval()
+    x = torch.randn(1, 4, 5, 8)
+    with config_override(T=8, BD_fwd=4, BD_bwd=4):
+        program = torch.export.export(layer, (x,))
+        targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+        assert sum("vision_ssm.ss2d_fwd" in t for t in targets) == 1, targets
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-5)

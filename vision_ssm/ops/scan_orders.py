@@ -32,6 +32,7 @@ from functools import lru_cache
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _disable_current_modes
 
 from .scan_curves import CURVE_FAMILIES
 
@@ -312,8 +313,13 @@ def _device_key(device: torch.device | str | None) -> str:
 @lru_cache(maxsize=512)
 def _cached(family: str, H: int, W: int, K: int, device: str) -> DirectionSet:
     # Cached tensors outlive the call: never let them become inference tensors (a set first built
-    # under torch.inference_mode() would otherwise break every later autograd use).
-    with torch.inference_mode(False):
+    # under torch.inference_mode() would otherwise break every later autograd use), nor fake
+    # tensors (a set first built while torch.export traces with fake tensors would poison every
+    # later eager call): build them with every tracing/dispatch mode switched off. (Under Dynamo
+    # this body is traced, not cached, and no such mode is active.)
+    if torch.compiler.is_dynamo_compiling():
+        return _build(family, H, W, K, device)
+    with torch.inference_mode(False), _disable_current_modes():
         return _build(family, H, W, K, device)
 
 

@@ -1,0 +1,62 @@
+"""Device-session helper: host (Python) time of the triton backend's calls and where it goes.
+
+``python benchmarks/_host_overhead.py`` — times the eager forward and forward+backward of the fused
+SS2D core on tiny CUDA tensors (GPU work negligible, so the time is the host's), then runs cProfile
+over a vmamba_tiny_s1l8 bf16 training step and prints the functions with the most own time.
+"""
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vision_ssm.ops import get_directions  # noqa: E402
+from vision_ssm.ops.triton.functions import ss2d_scan_triton  # noqa: E402
+
+Bt, Dm, H, W, K, N = 1, 32, 4, 4, 4, 1
+L = H * W
+dev = "cuda"
+dirs = get_directions("sweep", H, W, K, dev)
+x = torch.randn(Bt, L, Dm, device=dev, dtype=torch.bfloat16).transpose(1, 2).requires_grad_()
+d = torch.randn(Bt, L, K, Dm, device=dev, dtype=torch.bfloat16).permute(0, 2, 3, 1).requires_grad_()
+A = (-torch.rand(K * Dm, N, device=dev)).requires_grad_()
+Bm = torch.randn(Bt, L, K, N, device=dev, dtype=torch.bfloat16).permute(0, 2, 3, 1).requires_grad_()
+C = torch.randn(Bt, L, K, N, device=dev, dtype=torch.bfloat16).permute(0, 2, 3, 1).requires_grad_()
+Dp = torch.randn(K * Dm, device=dev, requires_grad=True)
+bias = torch.randn(K * Dm, device=dev, requires_grad=True)
+args = (x, d, A, Bm, C, Dp, bias)
+
+
+def fwd():
+    return ss2d_scan_triton(*args, dirs, True)
+
+
+def fwd_bwd():
+    y = fwd()
+    torch.autograd.grad(y, args, torch.ones_like(y))
+
+
+for name, fn, n in (("forward (no grad)", lambda: torch.no_grad()(fwd)(), 2000), ("forward", fwd, 2000),
+                    ("forward+backward", fwd_bwd, 1000)):
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    torch.cuda.synchronize()
+    us = (time.perf_counter() - t) / n * 1e6
+    print(f"fused SS2D core, tiny shapes, {name:18s}: {us:7.1f} us per call (host-bound)")
+
+pr = cProfile.Profile()
+pr.enable()
+for _ in range(200):
+    fwd_bwd()
+torch.cuda.synchronize()
+pr.disable()
+pstats.Stats(pr).sort_stats("tottime").print_stats(25)
