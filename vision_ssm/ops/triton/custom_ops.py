@@ -30,8 +30,8 @@ from torch import Tensor
 from ._launch import _group_size, pick_config
 from .functions import (
     _c,
-    _channels_last,
     ddelta_stride,
+    kernel_layout,
     scan_bwd_impl,
     scan_fwd_impl,
     ss2d_bwd_impl,
@@ -152,8 +152,8 @@ def ss2d_bwd(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients of ``(x, delta, A, B, C, D, delta_bias)`` for :func:`ss2d_fwd`: ``dx`` channel-last
     like ``y``, ``ddelta`` laid out like ``torch.empty_like(delta)``, the rest contiguous."""
-    saved = (_channels_last(x, 1), _channels_last(delta, 2), A.contiguous(), _channels_last(B, 2),
-             _channels_last(C, 2), D, delta_bias)
+    x_k, d_k, B_k, C_k = kernel_layout(x, delta, B, C)
+    saved = (x_k, d_k, A.contiguous(), B_k, C_k, D, delta_bias)
     dx, ddelta, dA, dB, dC, dD, dbias = ss2d_bwd_impl(
         *saved, softplus, idx, states, dy, x.dtype, ddelta_stride(delta)
     )

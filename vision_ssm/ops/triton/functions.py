@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..scan_orders import DirectionSet
-from ._launch import scan_backward, scan_forward, use_ksplit
+from ._launch import _OVERRIDE, scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
 
 
@@ -92,13 +92,22 @@ def _slab_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float16, torch.bfloat16) else torch.float32
 
 
+def kernel_layout(x: Tensor, delta: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``x``, ``delta``, ``B``, ``C`` in the memory the fused kernels read: channel-last (unit
+    channel / state stride; a no-op for tensors already so). ``config_override(cf_copy=...)``
+    (benchmarks): 0 hands every tensor over as it is, 2 copies all but ``delta``."""
+    policy = int(_OVERRIDE.get("cf_copy", 1))
+    if policy == 0:
+        return x, delta, B, C
+    d_cl = _channels_last(delta, 2) if policy == 1 else delta
+    return _channels_last(x, 1), d_cl, _channels_last(B, 2), _channels_last(C, 2)
+
+
 def ss2d_fwd_impl(x, delta, A, B, C, D, delta_bias, softplus: bool, idx, need_grad: bool):
     """Forward of the fused SS2D core: ``(y, states, saved)``; ``y`` ``(Bt, D, L)`` in ``x``'s dtype
     with channel-last strides ``(L*D, 1, D)``, ``saved`` the inputs as the kernels read them."""
     Bt, Dm, L = x.shape
-    x_cl = _channels_last(x, 1)
-    d_cl = _channels_last(delta, 2)
-    B_cl, C_cl = _channels_last(B, 2), _channels_last(C, 2)  # (Bt, K, N, L) with N fastest
+    x_cl, d_cl, B_cl, C_cl = kernel_layout(x, delta, B, C)
     A = A.contiguous()
     K = d_cl.shape[1]
     ksplit = use_ksplit(K)
