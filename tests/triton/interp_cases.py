@@ -179,6 +179,13 @@ def test_interp_custom_ops_opcheck():
         opcheck(torch.ops.vision_ssm.scan_fwd.default, (*scan, True, True))
         no_opt = _scan_inputs(1, 2, 7, 1, 1, torch.float32, const_bc=True, z=False, D=False, bias=False)
         opcheck(torch.ops.vision_ssm.scan_fwd.default, (*no_opt, False, True))
+        # the backward ops on their own (outputs of the forward ops as inputs)
+        det = [a.detach() for a in ss2d]
+        y, states = torch.ops.vision_ssm.ss2d_fwd(*det, idx, True, True)
+        opcheck(torch.ops.vision_ssm.ss2d_bwd.default, (*det, idx, states, torch.randn_like(y), True))
+        det = [None if a is None else a.detach() for a in scan]
+        out, _, states = torch.ops.vision_ssm.scan_fwd(*det, True, True)
+        opcheck(torch.ops.vision_ssm.scan_bwd.default, (*det, states, torch.randn_like(out), True))
 
 
 @pytest.mark.parametrize("ksplit", [True, False])
