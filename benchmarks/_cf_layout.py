@@ -27,7 +27,7 @@ for Bt, K, Dm, L, N in SHAPES:
     out = []
     for name, policy, a in (("copy all", 1, args), ("copy x,B,C", 2, args), ("no copy", 0, args), ("cl", 1, cl)):
         with config_override(cf_copy=policy):
-            f = bench(lambda a=a: ss2d_scan(*a, dirs, True, backend="triton"), False, a)
-            fb = bench(lambda a=a: ss2d_scan(*a, dirs, True, backend="triton"), True, a)
+            f = bench(lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, True, backend="triton"), False, a)
+            fb = bench(lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, True, backend="triton"), True, a)
         out.append(f"{name}: {f:.3f} / {fb:.3f}")
     print((Bt, K * Dm, L, N), " | ".join(out), flush=True)
