@@ -1,7 +1,8 @@
 """``torch.export`` of the reference models through a pure-PyTorch scan backend.
 
 Export traces the selective scan into the graph, so it needs a backend made of torch ops:
-``chunked`` or ``reference`` (numba runs NumPy code, mamba_ssm/triton run opaque kernels).
+``chunked`` or ``reference`` (numba runs NumPy code, mamba_ssm an opaque extension); the
+automatic policy picks one while exporting.
 """
 import pytest
 import timm
@@ -65,3 +66,29 @@ def test_torch_compile_fullgraph_chunked():
         (g_want,) = torch.autograd.grad(want.square().sum(), [model.get_classifier().weight])
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5)
+
+
+def test_export_with_the_automatic_backend():
+    """With no backend chosen, ``torch.export`` gets a pure-PyTorch scan (numba, the CPU default
+    when installed, cannot be traced): the exported graph reproduces the eager output."""
+    torch.manual_seed(0)
+    model = timm.create_model("test_vmamba").eval()
+    x = torch.randn(1, 3, 32, 32)
+    program = torch.export.export(model, (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_timm_exportable_flag_selects_a_pure_torch_backend():
+    from timm.layers import set_exportable
+
+    from vision_ssm.ops import available_backends
+    from vision_ssm.ops._registry import export_mode, resolve_backend_name
+
+    cpu = torch.device("cpu")
+    assert not export_mode()
+    with set_exportable(True):
+        assert export_mode()
+        assert resolve_backend_name(cpu) == "chunked"
+        assert resolve_backend_name(cpu, "reference") == "reference"  # an explicit choice wins
+    assert resolve_backend_name(cpu) == available_backends("cpu")[0]

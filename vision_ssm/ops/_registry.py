@@ -7,7 +7,8 @@ themselves lazily: the registry stores an import path, so optional packages (tri
 mamba-ssm's ``selective_scan_cuda``) are only imported when a backend is resolved.
 
 Selection order: the ``backend=`` argument, then the ``VISION_SSM_BACKEND`` environment
-variable, then the innermost :func:`use_backend` context, then the automatic policy.
+variable, then the innermost :func:`use_backend` context, then the automatic policy (which, in
+export mode, considers only pure-PyTorch backends; see :func:`export_mode`).
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ class BackendSpec:
         ss2d_target: Optional ``"module:function"`` of a fused :func:`vision_ssm.ops.ss2d_scan`
             implementation with the same signature (minus ``backend``); used instead of the
             generic route → scan → merge path when this backend is selected.
+        pure_torch: Made of PyTorch operators only, so an exported graph carries the scan itself;
+            the automatic policy uses only such backends in export mode.
     """
 
     name: str
@@ -51,6 +54,7 @@ class BackendSpec:
     install_hint: str = ""
     available_check: Callable[[], bool] | None = None
     ss2d_target: str | None = None
+    pure_torch: bool = False
     _fn: Callable | None = field(default=None, repr=False)
     _ss2d_fn: Callable | None = field(default=None, repr=False)
     _available: bool | None = field(default=None, repr=False)
@@ -152,6 +156,20 @@ def requested_backend(explicit: str | None = None) -> str | None:
     return _context_backend.get()
 
 
+def export_mode() -> bool:
+    """Whether the automatic policy must pick a pure-PyTorch backend: while ``torch.export`` traces
+    (``torch.onnx.export`` with ``dynamo=True`` included), or when timm's ``set_exportable(True)``
+    is on. The exported graph then holds the scan as ordinary operators, with no dependency on
+    numba, Triton, mamba-ssm or this library. An explicitly requested backend is still honoured."""
+    if torch.compiler.is_exporting():
+        return True
+    try:
+        from timm.layers import is_exportable
+    except ImportError:  # timm is a core dependency; be lenient anyway
+        return False
+    return bool(is_exportable())
+
+
 def resolve_backend_name(device: torch.device, explicit: str | None = None) -> str:
     """Name of the backend :func:`resolve_backend` would pick."""
     return resolve_backend(device, explicit)[0]
@@ -180,6 +198,8 @@ def resolve_backend(device: torch.device, explicit: str | None = None) -> tuple[
             )
         return name, spec.load()
     names = available_backends(dev)
+    if export_mode():
+        names = [n for n in names if _BACKENDS[n].pure_torch]
     if not names:
         raise RuntimeError(f"no selective-scan backend runs on device type {dev!r}")
     return names[0], _BACKENDS[names[0]].load()

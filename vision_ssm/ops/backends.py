@@ -14,6 +14,7 @@ def register_builtin_backends() -> None:
             target="vision_ssm.ops.reference:selective_scan_reference",
             devices=("cpu", "cuda"),
             priority={"cpu": 0, "cuda": 0},
+            pure_torch=True,
         )
     )
     register_backend(
@@ -22,6 +23,7 @@ def register_builtin_backends() -> None:
             target="vision_ssm.ops.chunked:selective_scan_chunked",
             devices=("cpu", "cuda"),
             priority={"cpu": 50, "cuda": 10},
+            pure_torch=True,
         )
     )
     register_backend(
