@@ -68,13 +68,15 @@ def test_torch_compile_fullgraph_chunked():
     torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5)
 
 
-def test_export_with_the_automatic_backend():
-    """With no backend chosen, ``torch.export`` gets a pure-PyTorch scan (numba, the CPU default
-    when installed, cannot be traced): the exported graph reproduces the eager output."""
+@pytest.mark.parametrize("strict", [False, True])
+def test_export_with_the_automatic_backend(strict):
+    """With no backend chosen, ``torch.export`` (non-strict, or strict: through Dynamo) gets a
+    pure-PyTorch scan (numba, the CPU default when installed, cannot be traced): the exported
+    graph reproduces the eager output."""
     torch.manual_seed(0)
     model = timm.create_model("test_vmamba").eval()
     x = torch.randn(1, 3, 32, 32)
-    program = torch.export.export(model, (x,))
+    program = torch.export.export(model, (x,), strict=strict)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), model(x), rtol=1e-4, atol=1e-4)
 
