@@ -186,6 +186,9 @@ def test_interp_custom_ops_opcheck():
         det = [None if a is None else a.detach() for a in scan]
         out, _, states = torch.ops.vision_ssm.scan_fwd(*det, True, True)
         opcheck(torch.ops.vision_ssm.scan_bwd.default, (*det, states, torch.randn_like(out), True))
+        det = [None if a is None else a.detach() for a in no_opt]  # absent D, z, bias: 0-element grads
+        out, _, states = torch.ops.vision_ssm.scan_fwd(*det, False, True)
+        opcheck(torch.ops.vision_ssm.scan_bwd.default, (*det, states, torch.randn_like(out), False))
 
 
 @pytest.mark.parametrize("ksplit", [True, False])

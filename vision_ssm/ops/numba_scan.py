@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._tracing import under_tracing
 from .reference import compute_dtype
 
 #: Steps between saved states (memory O(B·D·N·L/T); the backward buffer is (T+1)·N per thread).
@@ -63,25 +64,75 @@ def _block_size(Bt: int, Dm: int, B: Tensor, C: Tensor) -> int:
     return bs
 
 
+def kernel_args(u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool) -> tuple[list[Tensor], tuple]:
+    """The kernels' tensor arguments (contiguous, kernel layouts, 1-element stand-ins for absent
+    inputs) and flags ``(var_B, var_C, has_D, has_z, has_bias, softplus, CHUNK)``."""
+    one = u.new_zeros(1)
+    args = [u.contiguous(), delta.contiguous(), A.contiguous(), _bc_arg(B), _bc_arg(C),
+            one if D is None else D.contiguous(), one.view(1, 1, 1) if z is None else z.contiguous(),
+            one if delta_bias is None else delta_bias.contiguous()]
+    flags = (B.dim() == 4, C.dim() == 4, D is not None, z is not None, delta_bias is not None,
+             bool(delta_softplus), CHUNK)
+    return args, flags
+
+
+def numba_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool):
+    """Forward on compute-dtype CPU tensors: ``(out, last, hs, args, flags)``; ``hs`` are the
+    chunk-start states and ``args``/``flags`` what :func:`numba_backward` needs besides them."""
+    k = _kernels()
+    Bt, Dm, L = u.shape
+    N = A.shape[1]
+    nc = max(1, -(-L // CHUNK))
+    args, flags = kernel_args(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    out = u.new_empty(Bt, Dm, L)
+    hs = u.new_empty(Bt, Dm, nc, N)
+    last = u.new_empty(Bt, Dm, N)
+    k.scan_fwd(*[_np(a) for a in args], *flags, out.numpy(), hs.numpy(), last.numpy())
+    return out, last, hs, args, flags
+
+
+def numba_backward(args, flags, Bshape, Cshape, hs: Tensor, gout: Tensor, glast: Tensor | None):
+    """Gradients of ``(u, delta, A, B, C, D, z, delta_bias)`` (``None`` for absent inputs) from the
+    ``args``/``flags`` of :func:`numba_forward`, the original B/C shapes and ``hs``."""
+    k = _kernels()
+    u = args[0]
+    var_b, var_c, has_d, has_z, has_bias = flags[:5]
+    Bt, Dm, L = u.shape
+    N = args[2].shape[1]
+    bs = _block_size(Bt, Dm, torch.empty(Bshape, device="meta"), torch.empty(Cshape, device="meta"))
+    nblk = Dm // bs
+    gout = gout.to(u.dtype).contiguous()
+    glast = u.new_zeros(Bt, Dm, N) if glast is None else glast.to(u.dtype).contiguous()
+    du, ddelta = u.new_empty(Bt, Dm, L), u.new_empty(Bt, Dm, L)
+    dz = u.new_empty(Bt, Dm, L) if has_z else u.new_zeros(1, 1, 1)
+    dA = u.new_zeros(Bt, Dm, N)
+    dD = u.new_zeros(Bt, Dm)
+    dbias = u.new_zeros(Bt, Dm)
+    dummy4, dummy3 = u.new_zeros(1, 1, 1, 1), u.new_zeros(1, 1, 1)
+    dB_var = u.new_zeros(Bt, nblk, L, N) if var_b else dummy4
+    dC_var = u.new_zeros(Bt, nblk, L, N) if var_c else dummy4
+    dB_const = dummy3 if var_b else u.new_zeros(Bt, Dm, N)
+    dC_const = dummy3 if var_c else u.new_zeros(Bt, Dm, N)
+    k.scan_bwd(*[_np(a) for a in args], *flags, hs.numpy(), gout.numpy(), glast.numpy(), bs,
+               du.numpy(), ddelta.numpy(), dz.numpy(), dA.numpy(), dD.numpy(), dbias.numpy(),
+               dB_var.numpy(), dC_var.numpy(), dB_const.numpy(), dC_const.numpy())
+
+    def reduce_var(part: Tensor, shape) -> Tensor:  # (Bt, nblk, L, N) -> (Bt, G, N, L)
+        G = shape[1]
+        return part.view(Bt, G, nblk // G, L, N).sum(2).transpose(2, 3)
+
+    dB = reduce_var(dB_var, Bshape) if var_b else dB_const.sum(0)
+    dC = reduce_var(dC_var, Cshape) if var_c else dC_const.sum(0)
+    return (du, ddelta, dA.sum(0), dB, dC, dD.sum(0) if has_d else None, dz if has_z else None,
+            dbias.sum(0) if has_bias else None)
+
+
 class NumbaScanFn(torch.autograd.Function):
     """The whole op on compute-dtype CPU tensors: ``(u, delta, A, B, C, D, z, bias) -> (out, last)``."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool):
-        k = _kernels()
-        Bt, Dm, L = u.shape
-        N = A.shape[1]
-        nc = max(1, -(-L // CHUNK))
-        one = u.new_zeros(1)
-        args = [u.contiguous(), delta.contiguous(), A.contiguous(), _bc_arg(B), _bc_arg(C),
-                one if D is None else D.contiguous(), one.view(1, 1, 1) if z is None else z.contiguous(),
-                one if delta_bias is None else delta_bias.contiguous()]
-        flags = (B.dim() == 4, C.dim() == 4, D is not None, z is not None, delta_bias is not None,
-                 bool(delta_softplus), CHUNK)
-        out = u.new_empty(Bt, Dm, L)
-        hs = u.new_empty(Bt, Dm, nc, N)
-        last = u.new_empty(Bt, Dm, N)
-        k.scan_fwd(*[_np(a) for a in args], *flags, out.numpy(), hs.numpy(), last.numpy())
+        out, last, hs, args, flags = numba_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
         ctx.save_for_backward(*args, hs)
         ctx.flags = flags
         ctx.shapes = (B.shape, C.shape)
@@ -89,39 +140,8 @@ class NumbaScanFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gout: Tensor, glast: Tensor | None):
-        k = _kernels()
         *args, hs = ctx.saved_tensors
-        u = args[0]
-        var_b, var_c, has_d, has_z, has_bias = ctx.flags[:5]
-        Bshape, Cshape = ctx.shapes
-        Bt, Dm, L = u.shape
-        N = args[2].shape[1]
-        bs = _block_size(Bt, Dm, torch.empty(Bshape, device="meta"), torch.empty(Cshape, device="meta"))
-        nblk = Dm // bs
-        gout = gout.to(u.dtype).contiguous()
-        glast = u.new_zeros(Bt, Dm, N) if glast is None else glast.to(u.dtype).contiguous()
-        du, ddelta = u.new_empty(Bt, Dm, L), u.new_empty(Bt, Dm, L)
-        dz = u.new_empty(Bt, Dm, L) if has_z else u.new_zeros(1, 1, 1)
-        dA = u.new_zeros(Bt, Dm, N)
-        dD = u.new_zeros(Bt, Dm)
-        dbias = u.new_zeros(Bt, Dm)
-        dummy4, dummy3 = u.new_zeros(1, 1, 1, 1), u.new_zeros(1, 1, 1)
-        dB_var = u.new_zeros(Bt, nblk, L, N) if var_b else dummy4
-        dC_var = u.new_zeros(Bt, nblk, L, N) if var_c else dummy4
-        dB_const = dummy3 if var_b else u.new_zeros(Bt, Dm, N)
-        dC_const = dummy3 if var_c else u.new_zeros(Bt, Dm, N)
-        k.scan_bwd(*[_np(a) for a in args], *ctx.flags, hs.numpy(), gout.numpy(), glast.numpy(), bs,
-                   du.numpy(), ddelta.numpy(), dz.numpy(), dA.numpy(), dD.numpy(), dbias.numpy(),
-                   dB_var.numpy(), dC_var.numpy(), dB_const.numpy(), dC_const.numpy())
-
-        def reduce_var(part: Tensor, shape) -> Tensor:  # (Bt, nblk, L, N) -> (Bt, G, N, L)
-            G = shape[1]
-            return part.view(Bt, G, nblk // G, L, N).sum(2).transpose(2, 3)
-
-        dB = reduce_var(dB_var, Bshape) if var_b else dB_const.sum(0)
-        dC = reduce_var(dC_var, Cshape) if var_c else dC_const.sum(0)
-        return (du, ddelta, dA.sum(0), dB, dC, dD.sum(0) if has_d else None, dz if has_z else None,
-                dbias.sum(0) if has_bias else None, None)
+        return (*numba_backward(args, ctx.flags, *ctx.shapes, hs, gout, glast), None)
 
 
 def selective_scan_numba(
@@ -166,6 +186,13 @@ def selective_scan_numba(
             if delta_softplus:
                 delta = F.softplus(delta)
             delta_bias, delta_softplus = None, False
-        out, last = NumbaScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        if under_tracing(u):  # torch.compile / torch.export: the opaque custom op (numba_ops)
+            out, last, _ = torch.ops.vision_ssm.numba_scan_fwd(u, delta, A, B, C, D, z, delta_bias,
+                                                               bool(delta_softplus))
+        else:
+            out, last = NumbaScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
         out = out.to(dtype_in)
     return (out, last) if return_last_state else out
+
+
+from . import numba_ops  # noqa: E402,F401  (registers vision_ssm::numba_scan_fwd/bwd; needs the above)

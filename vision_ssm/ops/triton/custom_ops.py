@@ -99,8 +99,7 @@ def scan_bwd(
 
 @scan_bwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, states, dout, softplus):
-    e = u.new_empty(0)
-    opt = lambda t: e if t is None else t.new_empty(t.shape)  # noqa: E731
+    opt = lambda t: u.new_empty(0) if t is None else t.new_empty(t.shape)  # noqa: E731  (no shared outputs)
     return (u.new_empty(u.shape), delta.new_empty(delta.shape), A.new_empty(A.shape), B.new_empty(B.shape),
             C.new_empty(C.shape), opt(D), opt(z), opt(delta_bias))
 
@@ -164,8 +163,7 @@ def ss2d_bwd(
 @ss2d_bwd.register_fake
 def _(x, delta, A, B, C, D, delta_bias, idx, states, dy, softplus):
     Bt, Dm, L = x.shape
-    e = x.new_empty(0)
-    opt = lambda t: e if t is None else t.new_empty(t.shape)  # noqa: E731
+    opt = lambda t: x.new_empty(0) if t is None else t.new_empty(t.shape)  # noqa: E731  (no shared outputs)
     return (x.new_empty(Bt, L, Dm).transpose(1, 2), torch.empty_like(delta), A.new_empty(A.shape),
             B.new_empty(B.shape), C.new_empty(C.shape), opt(D), opt(delta_bias))
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import weakref
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from .._tracing import under_tracing
 from ..scan_orders import DirectionSet
 from ._launch import _OVERRIDE, scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
@@ -26,13 +27,6 @@ def _c(t: Tensor | None) -> Tensor | None:
 def _needs_grad(*tensors: Tensor | None) -> bool:
     """Whether the backward can run (then the forward saves its tile-end states)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
-def _tracing(x: Tensor) -> bool:
-    """Under ``torch.compile`` or ``torch.export`` (strict, or non-strict: fake/functional tensor
-    subclasses), where the kernels must be hidden behind the ``vision_ssm::`` custom ops (their
-    launch code needs real data pointers)."""
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or type(x) not in (Tensor, nn.Parameter)
 
 
 def _cast(g: Tensor | None, like: Tensor | None) -> Tensor | None:
@@ -243,7 +237,7 @@ def selective_scan_triton(
     if C.dim() == 3:
         C = C.unsqueeze(1)
     need = _needs_grad(u, delta, A, B, C, D, z, delta_bias)
-    if _tracing(u):  # the opaque custom op (see custom_ops); same kernels
+    if under_tracing(u):  # the opaque custom op (see custom_ops); same kernels
         out, last, _ = torch.ops.vision_ssm.scan_fwd(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), need)
         return (out, last) if return_last_state else out
     out, last = _ScanFn.apply(u, delta.unsqueeze(1), A, B, C, D, z, delta_bias, bool(delta_softplus), None, need)
@@ -292,7 +286,7 @@ def ss2d_scan_triton(
     if tuple(A.shape) != (K * Dm, N):
         raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
     need = _needs_grad(x, delta, A, B, C, D, delta_bias)
-    if _tracing(x):  # the opaque custom op (see custom_ops); same kernels
+    if under_tracing(x):  # the opaque custom op (see custom_ops); same kernels
         idx = dirs.index.to(device=x.device, dtype=torch.int32)
         return torch.ops.vision_ssm.ss2d_fwd(x, delta, A, B, C, D, delta_bias, idx, bool(delta_softplus), need)[0]
     return _SS2DFn.apply(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device), need)
