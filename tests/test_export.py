@@ -53,13 +53,17 @@ def test_export_first_does_not_poison_the_direction_cache():
         torch.testing.assert_close(program.module()(x), eager, rtol=1e-5, atol=1e-5)
 
 
-def test_torch_compile_fullgraph_chunked():
-    """A whole model compiles into one graph with a pure-PyTorch backend (CPU: the 'aot_eager' backend)."""
+@pytest.mark.parametrize("backend,name", [("chunked", "test_vmamba"), ("numba", "test_mambavision")])
+def test_torch_compile_fullgraph(backend, name):
+    """A whole model compiles into one graph (CPU: the 'aot_eager' backend) with a pure-PyTorch
+    backend, and with numba through its custom ops; values and a gradient match eager."""
+    if backend == "numba":
+        pytest.importorskip("numba")
     torch.manual_seed(0)
-    model = timm.create_model("test_vmamba", drop_path_rate=0.0).train()
-    x = torch.randn(2, 3, 32, 32)
+    model = timm.create_model(name, drop_path_rate=0.0).train()
+    x = torch.randn(2, 3, 64, 64)
     torch._dynamo.reset()
-    with use_backend("chunked"):
+    with use_backend(backend):
         got = torch.compile(model, backend="aot_eager", fullgraph=True)(x)
         (g_got,) = torch.autograd.grad(got.square().sum(), [model.get_classifier().weight])
         want = model(x)
