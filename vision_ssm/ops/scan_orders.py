@@ -315,10 +315,8 @@ def _cached(family: str, H: int, W: int, K: int, device: str) -> DirectionSet:
     # Cached tensors outlive the call: never let them become inference tensors (a set first built
     # under torch.inference_mode() would otherwise break every later autograd use), nor fake
     # tensors (a set first built while torch.export traces with fake tensors would poison every
-    # later eager call): build them with every tracing/dispatch mode switched off. (Under Dynamo
-    # this body is traced, not cached, and no such mode is active.)
-    if torch.compiler.is_dynamo_compiling():
-        return _build(family, H, W, K, device)
+    # later eager call): build them with every tracing/dispatch mode switched off. (Dynamo does
+    # not come here: get_directions calls _build directly while it traces.)
     with torch.inference_mode(False), _disable_current_modes():
         return _build(family, H, W, K, device)
 
@@ -328,7 +326,7 @@ def _build(family: str, H: int, W: int, K: int, device: str) -> DirectionSet:
         idx = scan_directions(family, H, W, K).contiguous()
         inv = torch.argsort(idx, dim=1)
         return DirectionSet(f"{family}-{K}", family, H, W, idx, inv)
-    cpu = _cached(family, H, W, K, "cpu")
+    cpu = _build(family, H, W, K, "cpu") if torch.compiler.is_dynamo_compiling() else _cached(family, H, W, K, "cpu")
     return DirectionSet(cpu.name, family, H, W, cpu.index.to(device), cpu.inverse.to(device))
 
 
@@ -353,6 +351,8 @@ def get_directions(
         raise ValueError(f"scan family {fam!r} supports num_directions in {supported_directions(fam)}, got {K}")
     if int(H) < 1 or int(W) < 1:
         raise ValueError(f"grid size must be positive, got H={H}, W={W}")
+    if torch.compiler.is_dynamo_compiling():  # traced, never cached: skip the lru_cache wrapper
+        return _build(fam, int(H), int(W), K, _device_key(device))
     return _cached(fam, int(H), int(W), K, _device_key(device))
 
 
