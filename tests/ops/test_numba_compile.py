@@ -51,3 +51,22 @@ def test_numba_compiled_op_matches_eager():
     torch.testing.assert_close(got, want)
     for a, b in zip(gg, gw):
         torch.testing.assert_close(a, b)
+
+
+def test_explicit_numba_exports_as_the_custom_op():
+    """``torch.export`` with numba chosen explicitly keeps the scan as ``vision_ssm::numba_scan_fwd``
+    (the automatic policy would pick a pure-PyTorch backend) and reproduces the eager output."""
+    import timm
+
+    from vision_ssm.ops import use_backend
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_mambavision").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with use_backend("numba"):
+        program = torch.export.export(model, (x,))
+    targets = {str(n.target) for gm in program.graph_module.modules() if hasattr(gm, "graph")
+               for n in gm.graph.nodes if n.op == "call_function"}
+    assert "vision_ssm.numba_scan_fwd.default" in targets
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x), rtol=1e-5, atol=1e-5)
