@@ -29,11 +29,11 @@ from torch import Tensor
 
 from ._launch import _group_size, pick_config
 from .functions import (
-    _c,
     ddelta_stride,
     kernel_layout,
     scan_bwd_impl,
     scan_fwd_impl,
+    scan_kernel_inputs,
     ss2d_bwd_impl,
     ss2d_fwd_impl,
 )
@@ -88,8 +88,7 @@ def scan_bwd(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients of ``(u, delta, A, B, C, D, z, delta_bias)`` for :func:`scan_fwd` (contiguous, in
     the inputs' dtypes; 0-element tensors for absent optional inputs)."""
-    saved = (u.contiguous(), delta.unsqueeze(1).contiguous(), A.contiguous(), _c(_bc4(B)), _c(_bc4(C)), D,
-             _c(z), delta_bias)  # as scan_fwd_impl hands them to its backward
+    saved = scan_kernel_inputs(u, delta.unsqueeze(1), A, _bc4(B), _bc4(C), D, z, delta_bias)
     grads = scan_bwd_impl(*saved, softplus, None, states, dout)
     du, ddelta, dA, dB, dC, dD, dz, dbias = (None if g is None else g.contiguous() for g in grads)
     dB = dB.view(B.shape)
@@ -154,7 +153,7 @@ def ss2d_bwd(
     x_k, d_k, B_k, C_k = kernel_layout(x, delta, B, C)
     saved = (x_k, d_k, A.contiguous(), B_k, C_k, D, delta_bias)
     dx, ddelta, dA, dB, dC, dD, dbias = ss2d_bwd_impl(
-        *saved, softplus, idx, states, dy, x.dtype, ddelta_stride(delta)
+        *saved, softplus, idx, states, dy, ddelta_stride(delta)
     )
     rest = (None if g is None else g.contiguous() for g in (dA, dB, dC, dD, dbias))
     return _none_to_empty((dx, ddelta, *rest), x)

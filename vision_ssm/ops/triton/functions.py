@@ -35,13 +35,18 @@ def _cast(g: Tensor | None, like: Tensor | None) -> Tensor | None:
     return g.to(like.dtype)
 
 
+def scan_kernel_inputs(u, delta, A, B, C, D, z, delta_bias) -> tuple:
+    """The canonical inputs (see ``_launch``) in the layout the scan kernels read: ``u``, ``delta``,
+    ``A`` contiguous, ``B``/``C``/``z`` with a unit last stride."""
+    return u.contiguous(), delta.contiguous(), A.contiguous(), _c(B), _c(C), D, _c(z), delta_bias
+
+
 def scan_fwd_impl(u, delta, A, B, C, D, z, delta_bias, softplus: bool, idx, need_grad: bool):
     """Forward of the K-direction scan on canonical inputs (see ``_launch``): ``(out, last, states,
-    saved)`` where ``saved`` are the inputs in the layout the kernels read (for the backward)."""
-    u, delta, B, C, z = u.contiguous(), delta.contiguous(), _c(B), _c(C), _c(z)
-    A = A.contiguous()
-    out, last, states = scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, idx, need_grad)
-    return out, last, states, (u, delta, A, B, C, D, z, delta_bias)
+    saved)`` where ``saved`` are :func:`scan_kernel_inputs` (what the backward reads)."""
+    saved = scan_kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
+    out, last, states = scan_forward(*saved, softplus, idx, need_grad)
+    return out, last, states, saved
 
 
 def scan_bwd_impl(u, delta, A, B, C, D, z, delta_bias, softplus: bool, idx, states, dout):
@@ -86,6 +91,16 @@ def _slab_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float16, torch.bfloat16) else torch.float32
 
 
+def _accumulator(x: Tensor, K: int, ksplit: bool) -> Tensor:
+    """Where the fused kernels put ``y`` (or ``dx``) of ``x`` ``(Bt, D, L)``: one slab per direction
+    ``(Bt, K, D, L)`` stored ``(Bt, K, L, D)`` in the I/O dtype (``ksplit``), else one fp32 buffer
+    ``(Bt, D, L)`` stored ``(Bt, L, D)`` that the K directions accumulate into in place."""
+    Bt, Dm, L = x.shape
+    if ksplit:
+        return torch.empty(Bt, K, L, Dm, device=x.device, dtype=_slab_dtype(x.dtype)).transpose(2, 3)
+    return torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
+
+
 def kernel_layout(x: Tensor, delta: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``x``, ``delta``, ``B``, ``C`` in the memory the fused kernels read: channel-last (unit
     channel / state stride; a no-op for tensors already so). ``config_override(cf_copy=...)``
@@ -100,16 +115,11 @@ def kernel_layout(x: Tensor, delta: Tensor, B: Tensor, C: Tensor) -> tuple[Tenso
 def ss2d_fwd_impl(x, delta, A, B, C, D, delta_bias, softplus: bool, idx, need_grad: bool):
     """Forward of the fused SS2D core: ``(y, states, saved)``; ``y`` ``(Bt, D, L)`` in ``x``'s dtype
     with channel-last strides ``(L*D, 1, D)``, ``saved`` the inputs as the kernels read them."""
-    Bt, Dm, L = x.shape
     x_cl, d_cl, B_cl, C_cl = kernel_layout(x, delta, B, C)
     A = A.contiguous()
-    K = d_cl.shape[1]
-    ksplit = use_ksplit(K)
-    if ksplit:
-        acc = torch.empty(Bt, K, L, Dm, device=x.device, dtype=_slab_dtype(x.dtype)).transpose(2, 3)
-    else:
-        acc = torch.empty(Bt, L, Dm, device=x.device, dtype=torch.float32).transpose(1, 2)
-    acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad, acc)
+    ksplit = use_ksplit(d_cl.shape[1])
+    acc, _, states = scan_forward(x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, need_grad,
+                                 _accumulator(x_cl, d_cl.shape[1], ksplit))
     if ksplit:
         acc = sum_slabs(acc, x.dtype)  # fixed-order fp32 reduction over the K direction slabs
     return _as_channels_last(acc, x.dtype), states, (x_cl, d_cl, A, B_cl, C_cl, D, delta_bias)
@@ -120,26 +130,20 @@ def ddelta_stride(delta: Tensor) -> tuple[int, ...]:
     return torch.empty_like(delta, device="meta").stride()
 
 
-def ss2d_bwd_impl(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, softplus: bool, idx, states, dout, x_dtype, d_stride):
+def ss2d_bwd_impl(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, softplus: bool, idx, states, dout, d_stride):
     """Backward of :func:`ss2d_fwd_impl` on its ``saved`` inputs: gradients of
     ``(x, delta, A, B, C, D, delta_bias)`` (``None`` for absent inputs); ``dx`` channel-last like
     ``y``, ``ddelta`` with strides ``d_stride`` (:func:`ddelta_stride` of the caller's ``delta``)."""
-    Bt, Dm, L = x_cl.shape
-    K = d_cl.shape[1]
-    dev = x_cl.device
-    ksplit = use_ksplit(K)
-    if ksplit:
-        dx = torch.empty(Bt, K, L, Dm, device=dev, dtype=_slab_dtype(x_dtype)).transpose(2, 3)
-    else:
-        dx = torch.empty(Bt, L, Dm, device=dev, dtype=torch.float32).transpose(1, 2)
+    ksplit = use_ksplit(d_cl.shape[1])
+    dx = _accumulator(x_cl, d_cl.shape[1], ksplit)
     dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
-        x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, states, _like(dout, x_cl, x_dtype), dx,
+        x_cl, d_cl, A, B_cl, C_cl, D, None, delta_bias, softplus, idx, states, _like(dout, x_cl), dx,
     )
     if ksplit:
-        dx = sum_slabs(dx, x_dtype)
-    dx = _as_channels_last(dx, x_dtype)
+        dx = sum_slabs(dx, x_cl.dtype)
+    dx = _as_channels_last(dx, x_cl.dtype)
     if ddelta.stride() != tuple(d_stride):
-        ddelta = torch.empty_strided(ddelta.shape, d_stride, device=dev, dtype=ddelta.dtype).copy_(ddelta)
+        ddelta = torch.empty_strided(ddelta.shape, d_stride, device=ddelta.device, dtype=ddelta.dtype).copy_(ddelta)
     return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias))
 
 
@@ -160,22 +164,21 @@ class _SS2DFn(torch.autograd.Function):
         y, states, saved = ss2d_fwd_impl(x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad)
         ctx.save_for_backward(*saved, states)
         ctx.softplus, ctx.idx = softplus, idx
-        ctx.x_dtype = x.dtype
         ctx.d_stride = ddelta_stride(delta)
         return y
 
     @staticmethod
     def backward(ctx, dout):
         *saved, states = ctx.saved_tensors
-        grads = ss2d_bwd_impl(*saved, ctx.softplus, ctx.idx, states, dout, ctx.x_dtype, ctx.d_stride)
+        grads = ss2d_bwd_impl(*saved, ctx.softplus, ctx.idx, states, dout, ctx.d_stride)
         return (*grads, None, None, None)
 
 
-def _like(t: Tensor, ref: Tensor, dtype: torch.dtype) -> Tensor:
-    """``t`` in ``dtype`` with ``ref``'s strides (the backward kernel reads ``dout`` with ``x``'s)."""
-    if t.stride() == ref.stride() and t.dtype == dtype:
+def _like(t: Tensor, ref: Tensor) -> Tensor:
+    """``t`` in ``ref``'s dtype and strides (the backward kernel reads ``dout`` with ``x``'s)."""
+    if t.stride() == ref.stride() and t.dtype == ref.dtype:
         return t
-    out = torch.empty_strided(ref.shape, ref.stride(), device=ref.device, dtype=dtype)
+    out = torch.empty_strided(ref.shape, ref.stride(), device=ref.device, dtype=ref.dtype)
     out.copy_(t)
     return out
 
@@ -239,8 +242,8 @@ def selective_scan_triton(
     need = _needs_grad(u, delta, A, B, C, D, z, delta_bias)
     if under_tracing(u):  # the opaque custom op (see custom_ops); same kernels
         out, last, _ = torch.ops.vision_ssm.scan_fwd(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), need)
-        return (out, last) if return_last_state else out
-    out, last = _ScanFn.apply(u, delta.unsqueeze(1), A, B, C, D, z, delta_bias, bool(delta_softplus), None, need)
+    else:
+        out, last = _ScanFn.apply(u, delta.unsqueeze(1), A, B, C, D, z, delta_bias, bool(delta_softplus), None, need)
     return (out, last) if return_last_state else out
 
 
