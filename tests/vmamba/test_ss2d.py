@@ -229,9 +229,17 @@ def test_ss2d_channel_last_core_matches_channel_first(kw):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_ss2d_memory_format_choice():
+def test_ss2d_memory_format_choice(monkeypatch):
     """Channel-last only on CUDA and never under FX tracing (devices unknown there)."""
+    import vision_ssm.layers.ss2d as ss2d_mod
+
+    class _Cuda:  # stands in for a CUDA tensor: only ``is_cuda`` is consulted
+        is_cuda = True
+
     assert SS2D._core_memory_format(torch.zeros(1, 2, 3, 3)) == torch.contiguous_format
+    assert SS2D._core_memory_format(_Cuda()) == torch.channels_last
+    monkeypatch.setattr(ss2d_mod, "_is_fx_tracing", lambda: True)
+    assert SS2D._core_memory_format(_Cuda()) == torch.contiguous_format
 
 
 def test_vmamba_model_runs_in_channels_last_memory():
