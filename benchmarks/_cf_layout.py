@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scan import SHAPES, bench, make_inputs  # noqa: E402
+from gpu_scan import SHAPES, bench, channel_last_copies, make_inputs  # noqa: E402
 
 from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
 from vision_ssm.ops.triton._launch import config_override  # noqa: E402
@@ -22,8 +22,8 @@ for Bt, K, Dm, L, N in SHAPES:
     inp = make_inputs(Bt, K, Dm, L, N, torch.bfloat16)
     args = [inp[k] for k in ("x", "delta", "A", "B", "C", "D", "bias")]
     x, d, A, B, C, D, bias = args
-    cl = [x.transpose(1, 2).contiguous().transpose(1, 2), d.permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2), A,
-          B.transpose(2, 3).contiguous().transpose(2, 3), C.transpose(2, 3).contiguous().transpose(2, 3), D, bias]
+    x_cl, d_cl, B_cl, C_cl = channel_last_copies(x, d, B, C)
+    cl = [x_cl, d_cl, A, B_cl, C_cl, D, bias]
     out = []
     for name, policy, a in (("copy all", 1, args), ("copy x,B,C", 2, args), ("no copy", 0, args), ("cl", 1, cl)):
         with config_override(cf_copy=policy):

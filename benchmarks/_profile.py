@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scan import SHAPES, _routed_inputs, make_inputs  # noqa: E402
+from gpu_scan import SHAPES, _routed_inputs, channel_last_copies, make_inputs  # noqa: E402
 
 from vision_ssm.ops import get_directions, selective_scan, ss2d_scan  # noqa: E402
 
@@ -19,9 +19,7 @@ Bt, K, Dm, L, N = SHAPES[shape_i]
 inp = make_inputs(Bt, K, Dm, L, N, torch.bfloat16)
 x, d, A, B, C, D, bias = (inp[k] for k in ("x", "delta", "A", "B", "C", "D", "bias"))
 if mode == "ss2d_cl":
-    x = x.transpose(1, 2).contiguous().transpose(1, 2)
-    d = d.permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)
-    B, C = (M.transpose(2, 3).contiguous().transpose(2, 3) for M in (B, C))
+    x, d, B, C = channel_last_copies(x, d, B, C)
 if mode == "scan":
     x, d = _routed_inputs(inp, K)
 args = [x, d, A, B, C, D, bias]

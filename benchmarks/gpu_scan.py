@@ -161,6 +161,13 @@ def scan_table(dtype, bw, results):
                           f"{m_b / r['triton_fwdbwd_ms']:.2f}x"]))
 
 
+def channel_last_copies(x, d, B, C):
+    """The same values laid out channel-last, as the SS2D layer hands them to the fused core on CUDA:
+    ``x`` ``(Bt, D, L)``, ``d`` ``(Bt, K, D, L)``, ``B``/``C`` ``(Bt, K, N, L)``, unit channel/state stride."""
+    return (x.transpose(1, 2).contiguous().transpose(1, 2), d.permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2),
+            *(M.transpose(2, 3).contiguous().transpose(2, 3) for M in (B, C)))
+
+
 def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
     from vision_ssm.ops import get_directions, selective_scan, ss2d_scan
     from vision_ssm.ops.route import gather_directions, merge
@@ -176,10 +183,7 @@ def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
         ys = scan(xs, ds, gather_directions(B, dirs), gather_directions(C, dirs))
         return merge(ys.view(Bt, K, Dm, L), dirs).reshape(Bt, Dm, L)
 
-    # the same values laid out channel-last, as the SS2D layer hands them to the core on CUDA
-    x_cl = x.transpose(1, 2).contiguous().transpose(1, 2)
-    d_cl = d.permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)
-    B_cl, C_cl = (M.transpose(2, 3).contiguous().transpose(2, 3) for M in (B, C))
+    x_cl, d_cl, B_cl, C_cl = channel_last_copies(x, d, B, C)
     impls = {
         "fused": lambda: ss2d_scan(x, d, A, B, C, D, bias, dirs, True, backend="triton"),
         "fused_cl": lambda: ss2d_scan(x_cl, d_cl, A, B_cl, C_cl, D, bias, dirs, True, backend="triton"),
