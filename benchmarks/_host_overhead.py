@@ -1,8 +1,9 @@
 """Device-session helper: host (Python) time of the triton backend's calls and where it goes.
 
 ``python benchmarks/_host_overhead.py`` — times the eager forward and forward+backward of the fused
-SS2D core on tiny CUDA tensors (GPU work negligible, so the time is the host's), then runs cProfile
-over a vmamba_tiny_s1l8 bf16 training step and prints the functions with the most own time.
+SS2D core on tiny CUDA tensors (GPU work negligible, so the time is the host's), runs cProfile over
+those calls, then over bf16 training steps of vmamba_tiny_s1l8 (batch ``argv[1]``, default 64), and
+prints the functions with the most own time.
 """
 import cProfile
 import pstats
@@ -60,3 +61,30 @@ for _ in range(200):
 torch.cuda.synchronize()
 pr.disable()
 pstats.Stats(pr).sort_stats("tottime").print_stats(25)
+
+import timm  # noqa: E402
+from gpu_models import train_step  # noqa: E402
+
+import vision_ssm  # noqa: E402,F401
+
+bs = int(sys.argv[1]) if len(sys.argv) > 1 else 64
+torch.backends.cudnn.benchmark = True
+model = timm.create_model("vmamba_tiny_s1l8", num_classes=1000).cuda()
+step = train_step(model, bs, 224)
+for _ in range(5):
+    step()
+torch.cuda.synchronize()
+t = time.perf_counter()
+for _ in range(10):
+    step()
+torch.cuda.synchronize()
+print(f"vmamba_tiny_s1l8 bs{bs} training step: {(time.perf_counter() - t) / 10 * 1e3:.1f} ms wall")
+pr = cProfile.Profile()
+pr.enable()
+for _ in range(10):
+    step()
+torch.cuda.synchronize()
+pr.disable()
+st = pstats.Stats(pr)
+st.sort_stats("tottime").print_stats(30)
+st.sort_stats("cumulative").print_stats("vision_ssm", 40)

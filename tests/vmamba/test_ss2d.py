@@ -143,6 +143,24 @@ def test_linear2d_loads_conv_shaped_weights():
     assert torch.equal(m2.in_proj.weight, m.in_proj.weight) and m2.out_proj.weight.dim() == 2
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_linear2d_is_a_1x1_conv_in_either_memory_format(memory_format):
+    from vision_ssm.layers import Linear2d
+
+    torch.manual_seed(0)
+    m = Linear2d(6, 5)
+    x = torch.randn(2, 6, 3, 4).contiguous(memory_format=memory_format).requires_grad_()
+    y = m(x)
+    ref = F.conv2d(x, m.weight[:, :, None, None], m.bias)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)
+    assert y.is_contiguous(memory_format=memory_format)  # the layout passes through
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, m.weight, m.bias), g)
+    want = torch.autograd.grad(ref, (x, m.weight, m.bias), g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_backward_reaches_every_parameter():
     m = SS2D(8, d_state=4, directions=2)
     m(torch.randn(2, 4, 5, 8)).square().mean().backward()

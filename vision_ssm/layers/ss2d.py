@@ -23,16 +23,8 @@ from timm.layers import LayerNorm2d, register_notrace_function, register_notrace
 from torch import Tensor, nn
 
 from ..ops import DirectionSet, get_directions, scan_order, ss2d_scan
+from ._fx import is_fx_tracing as _is_fx_tracing
 from .linear2d import Linear2d
-
-try:  # symbolic tracing only (torch.export / torch.compile see real devices)
-    from torch.fx._symbolic_trace import is_fx_symbolic_tracing as _is_fx_tracing
-except ImportError:  # older torch
-    try:
-        from torch.fx._symbolic_trace import is_fx_tracing as _is_fx_tracing
-    except ImportError:
-        def _is_fx_tracing() -> bool:
-            return False
 
 __all__ = ["SS2D", "ScanIndex"]
 

@@ -11,7 +11,8 @@ one step ahead). From ``h``, ``q`` and ``h_t − δ_t·B_t·u_t = exp(δ_t·A)·
 
 Nothing is accumulated with atomics: the sums over channels (variable ``dB``/``dC``) are written
 as one partial per channel block, the sums over steps (``dA``, ``dD``, ``dδ_bias``, constant
-``dB``/``dC``) as one partial per (batch, channel); the host reduces them with fixed-order sums.
+``dB``/``dC``) as one partial per (batch, channel), all in one ``(Bt, SP_B)`` buffer (row stride
+``SP_B``); the host reduces them with fixed-order sums, one per buffer.
 ``du`` of the K directions is accumulated at each pixel by the one program that owns it.
 
 Register tiles are ordered ``[step, state, channel]`` as in the forward, so both scans along a
@@ -39,7 +40,7 @@ def _scan_bwd_kernel(
     sdu_b, sdu_k, sdu_c, sdu_l,
     pB_b, pB_g, pB_j, pB_n, pB_l,
     pC_b, pC_g, pC_j, pC_n, pC_l,
-    DGB, DGC, GPDB, GPDC,
+    DGB, DGC, GPDB, GPDC, SP_B,
     N: tl.constexpr, NP: tl.constexpr, K: tl.constexpr, BD: tl.constexpr, T: tl.constexpr,
     B_CONST: tl.constexpr, C_CONST: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
@@ -193,15 +194,16 @@ def _scan_bwd_kernel(
             if K > 1 and not KSPLIT:
                 du = du + tl.load(duptr, mask=m2 & (k > 0), other=0.0).to(tl.float32)
             tl.store(duptr, du.to(du_ptr.dtype.element_ty), mask=m2)
-        row = pid_b * KD + pc
-        tl.store(dA_ptr + row[None, :] * NP + ns[:, None], dA_acc, mask=cmask[None, :])
+        # per-(batch, channel) partials: row pid_b of (Bt, SP_B) arrays, (K*Dm, NP) or (K*Dm,) each
+        pn = pid_b * SP_B + pc[None, :] * NP + ns[:, None]
+        tl.store(dA_ptr + pn, dA_acc, mask=cmask[None, :])
         if B_CONST:
-            tl.store(dB_ptr + row[None, :] * NP + ns[:, None], dB_acc, mask=cmask[None, :])
+            tl.store(dB_ptr + pn, dB_acc, mask=cmask[None, :])
         if C_CONST:
-            tl.store(dC_ptr + row[None, :] * NP + ns[:, None], dC_acc, mask=cmask[None, :])
+            tl.store(dC_ptr + pn, dC_acc, mask=cmask[None, :])
         if HAS_D:
-            tl.store(dD_ptr + row, dD_acc, mask=cmask)
+            tl.store(dD_ptr + pid_b * SP_B + pc, dD_acc, mask=cmask)
         if HAS_BIAS:
-            tl.store(dbias_ptr + row, dbias_acc, mask=cmask)
+            tl.store(dbias_ptr + pid_b * SP_B + pc, dbias_acc, mask=cmask)
         if K > 1 and not KSPLIT:
             tl.debug_barrier()

@@ -14,6 +14,7 @@ The kernels run on CUDA tensors, and on CPU tensors under Triton's interpreter
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from collections.abc import Iterator
@@ -73,6 +74,16 @@ def _pow2_divisor(n: int, cap: int) -> int:
 
 
 def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
+    """Default tiles for a problem (see :func:`_pick_config`), cached per shape and override set
+    (not for symbolic sizes, as in fake implementations under dynamic shapes)."""
+    key = tuple(sorted(_OVERRIDE.items()))
+    if type(N) is int and type(L) is int and (group_size is None or type(group_size) is int):
+        return _pick_config(N, L, group_size, key)
+    return _pick_config.__wrapped__(N, L, group_size, key)
+
+
+@functools.lru_cache(maxsize=256)
+def _pick_config(N: int, L: int, group_size: int | None, _override_key: tuple) -> TileConfig:
     """Default tiles (from sweeps on an H100, bf16, the benchmark shapes; ``benchmarks/gpu_scan.py``).
 
     Register tiles are ``[T steps, NP states, BD channels]`` with the channels (then the states) on
@@ -82,21 +93,22 @@ def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
     thread, ``T = 8``). ``T`` bounds the registers (arrays of ``T x states/thread``). The same
     defaults won for channel-first (1-D op) and channel-last (fused core) tiles.
     """
+    ov = dict(_override_key)
     NP = triton.next_power_of_2(N)
     if NP <= 2:
         T, T_inf, bd_f, bd_b, nw_f, nw_b = 16, 32, 32, 32, 1, 1
     else:
         T, T_inf, bd_f, bd_b, nw_f, nw_b = 8, 8, 16, 16, 1, 1
     cap = max(4, triton.next_power_of_2(L))
-    T_inf = int(_OVERRIDE.get("T", min(T_inf, cap)))
-    T = int(_OVERRIDE.get("T", min(T, cap)))
-    bd_f = int(_OVERRIDE.get("BD_fwd", bd_f))
-    bd_b = int(_OVERRIDE.get("BD_bwd", bd_b))
+    T_inf = int(ov.get("T", min(T_inf, cap)))
+    T = int(ov.get("T", min(T, cap)))
+    bd_f = int(ov.get("BD_fwd", bd_f))
+    bd_b = int(ov.get("BD_bwd", bd_b))
     if group_size is not None:  # a program's channels must share one B/C group
         bd_f = _pow2_divisor(group_size, bd_f)
         bd_b = _pow2_divisor(group_size, bd_b)
-    nw_f = int(_OVERRIDE.get("nw_fwd", _OVERRIDE.get("num_warps", nw_f)))
-    nw_b = int(_OVERRIDE.get("nw_bwd", _OVERRIDE.get("num_warps", nw_b)))
+    nw_f = int(ov.get("nw_fwd", ov.get("num_warps", nw_f)))
+    nw_b = int(ov.get("nw_bwd", ov.get("num_warps", nw_b)))
     # never more warps than lanes the tile fills (extra warps would split the in-thread steps)
     nw_f = max(1, min(nw_f, bd_f * NP // 32))
     nw_b = max(1, min(nw_b, bd_b * NP // 32))
@@ -246,37 +258,56 @@ def scan_backward(
     sdu, ksplit = _k_strides(du)
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
-    dA = torch.empty(Bt, K * Dm, NP, device=dev, dtype=f32)
-    dD = torch.empty(Bt, K * Dm, device=dev, dtype=f32) if D is not None else None
-    dbias = torch.empty(Bt, K * Dm, device=dev, dtype=f32) if delta_bias is not None else None
-
-    def partial(M: Tensor, const: bool, dg: int) -> Tensor:
-        if const:
-            return torch.empty(Bt, K * Dm, NP, device=dev, dtype=f32)
-        # (Bt, G, blocks per group, L, N): a step's N partials are contiguous; viewed as (..., N, L)
-        return torch.empty(Bt, M.shape[1], triton.cdiv(dg, BD), L, N, device=dev, dtype=f32).transpose(-1, -2)
-
-    dBp = partial(B, bc, dgb)
-    dCp = partial(C, cc, dgc)
+    # every per-(batch, channel) partial (dA, constant dB/dC, dD, ddelta_bias) in one (Bt, SP_B)
+    # buffer, reduced over the batch by one sum
+    KD = K * Dm
+    mat, vec = KD * NP, KD
+    parts = [("dA", mat), ("dB", mat if bc else 0), ("dC", mat if cc else 0),
+             ("dD", vec if D is not None else 0), ("dbias", vec if delta_bias is not None else 0)]
+    SP_B = sum(n for _, n in parts)
+    small = torch.empty(Bt, SP_B, device=dev, dtype=f32)
+    ptr, off = {}, 0
+    for name, n in parts:
+        ptr[name] = small[:, off:] if n else small
+        off += n
+    # variable dB/dC: one partial per channel block, (Bt, G, blocks per group, L, N) with a step's
+    # N partials contiguous, viewed as (..., N, L); B and C share one buffer when their shapes agree
+    shapes = [(Bt, M.shape[1], triton.cdiv(dg, BD), L, N) for M, dg, const in ((B, dgb, bc), (C, dgc, cc))
+              if not const]
+    shared = len(shapes) == 2 and shapes[0] == shapes[1]
+    if shared:
+        both = torch.empty(2, *shapes[0], device=dev, dtype=f32).transpose(-1, -2)
+        dBp, dCp = both[0], both[1]
+    else:
+        dBp = ptr["dB"] if bc else torch.empty(shapes[0], device=dev, dtype=f32).transpose(-1, -2)
+        dCp = ptr["dC"] if cc else torch.empty(shapes[-1], device=dev, dtype=f32).transpose(-1, -2)
     pB = (0, 0, 0, 0, 0) if bc else dBp.stride()
     pC = (0, 0, 0, 0, 0) if cc else dCp.stride()
     grid = (Bt, triton.cdiv(Dm, BD), K if ksplit else 1)
     _scan_bwd_kernel[grid](
-        u, delta, A, B, C, dA if D is None else D, dA if z is None else z,
-        dA if delta_bias is None else delta_bias, dA if idx is None else idx, states, dout,
-        du, ddelta, dA if dz is None else dz, dA, dA if dD is None else dD, dA if dbias is None else dbias,
-        dBp, dCp,
+        u, delta, A, B, C, small if D is None else D, small if z is None else z,
+        small if delta_bias is None else delta_bias, small if idx is None else idx, states, dout,
+        du, ddelta, small if dz is None else dz, ptr["dA"], ptr["dD"], ptr["dbias"],
+        ptr["dB"] if bc else dBp, ptr["dC"] if cc else dCp,
         L, Dm, NT,
         *u.stride(), *delta.stride(), *sB, *sC, *sz, *dout.stride(), *sdu,
         *pB, *pC,
-        dgb, dgc, gpdb, gpdc,
+        dgb, dgc, gpdb, gpdc, SP_B,
         N=N, NP=NP, K=K, BD=BD, T=cfg.T,
         B_CONST=bc, C_CONST=cc, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
         SOFTPLUS=bool(softplus), HAS_IDX=idx is not None, KSPLIT=ksplit,
         num_warps=cfg.nw_bwd,
     )
-    dA = dA[..., :N].sum(0)
-    dB = dBp[..., :N].sum(0) if bc else dBp.sum(2)
-    dC = dCp[..., :N].sum(0) if cc else dCp.sum(2)
-    return (du, ddelta, dA, dB, dC, None if dD is None else dD.sum(0), dz,
-            None if dbias is None else dbias.sum(0))
+    red = small.sum(0)
+    out, off = {}, 0
+    for name, n in parts:
+        out[name] = red[off:off + n]
+        off += n
+    dA = out["dA"].view(KD, NP)[:, :N]
+    if shared:
+        dB, dC = both.sum(3).unbind(0)
+    else:
+        dB = out["dB"].view(KD, NP)[:, :N] if bc else dBp.sum(2)
+        dC = out["dC"].view(KD, NP)[:, :N] if cc else dCp.sum(2)
+    return (du, ddelta, dA, dB, dC, out["dD"] if D is not None else None, dz,
+            out["dbias"] if delta_bias is not None else None)

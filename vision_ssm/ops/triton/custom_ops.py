@@ -45,6 +45,20 @@ def _none_to_empty(ts: tuple[Tensor | None, ...], like: Tensor) -> tuple[Tensor,
     return tuple(like.new_empty(0) if t is None else t for t in ts)
 
 
+def _distinct(grads) -> list[Tensor | None]:
+    """``grads`` contiguous, none sharing memory with another: the launcher returns some gradients
+    as views of one reduction buffer, and a custom op's outputs may not alias each other (checked by
+    storage, which also holds under dispatch modes where views lose ``_base``)."""
+    seen, out = set(), []
+    for g in grads:
+        if g is not None:
+            key = g.untyped_storage()._cdata
+            g = g.clone(memory_format=torch.contiguous_format) if key in seen else g.contiguous()
+            seen.add(g.untyped_storage()._cdata)
+        out.append(g)
+    return out
+
+
 def _states_shape(u: Tensor, K: int, A: Tensor, B: Tensor, C: Tensor) -> tuple[int, int, int, int]:
     """Shape of the saved tile-end states, as :func:`~._launch.scan_forward` allocates them."""
     Bt, Dm, L = u.shape
@@ -90,7 +104,7 @@ def scan_bwd(
     the inputs' dtypes; 0-element tensors for absent optional inputs)."""
     saved = scan_kernel_inputs(u, delta.unsqueeze(1), A, _bc4(B), _bc4(C), D, z, delta_bias)
     grads = scan_bwd_impl(*saved, softplus, None, states, dout)
-    du, ddelta, dA, dB, dC, dD, dz, dbias = (None if g is None else g.contiguous() for g in grads)
+    du, ddelta, dA, dB, dC, dD, dz, dbias = _distinct(grads)
     dB = dB.view(B.shape)
     dC = dC.view(C.shape)
     return _none_to_empty((du, ddelta.view(delta.shape), dA, dB, dC, dD, dz, dbias), u)
@@ -155,7 +169,7 @@ def ss2d_bwd(
     dx, ddelta, dA, dB, dC, dD, dbias = ss2d_bwd_impl(
         *saved, softplus, idx, states, dy, ddelta_stride(delta)
     )
-    rest = (None if g is None else g.contiguous() for g in (dA, dB, dC, dD, dbias))
+    rest = _distinct((dA, dB, dC, dD, dbias))
     return _none_to_empty((dx, ddelta, *rest), x)
 
 

@@ -125,8 +125,22 @@ def ss2d_fwd_impl(x, delta, A, B, C, D, delta_bias, softplus: bool, idx, need_gr
     return _as_channels_last(acc, x.dtype), states, (x_cl, d_cl, A, B_cl, C_cl, D, delta_bias)
 
 
+def _dense(t: Tensor) -> bool:
+    """Whether ``t``'s elements fill its memory without gaps or overlaps (any dim order)."""
+    expected = 1
+    dims = sorted(((st, n) for n, st in zip(t.shape, t.stride()) if n != 1))
+    for stride, size in dims:
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 def ddelta_stride(delta: Tensor) -> tuple[int, ...]:
-    """Strides of ``delta``'s gradient: those of ``torch.empty_like(delta)`` (delta's own if dense)."""
+    """Strides of ``delta``'s gradient: those of ``torch.empty_like(delta)``, i.e. delta's own if
+    it is dense (checked directly: the meta allocation costs host time on every call)."""
+    if _dense(delta):
+        return tuple(delta.stride())
     return torch.empty_like(delta, device="meta").stride()
 
 
