@@ -228,7 +228,8 @@ def _tune_configs(N: int, channels_last: bool) -> list[dict]:
         grid = [dict(T=T, BD=bd, nw=bd // 32) for T in (8, 16, 32) for bd in (32, 64)]
     else:
         grid = [dict(T=T, BD=bd, nw=nw) for T, bd, nw in
-                [(4, 8, 1), (8, 8, 1), (16, 8, 1), (8, 4, 1), (8, 16, 1), (4, 32, 1), (8, 2, 1)]]
+                [(4, 8, 1), (8, 8, 1), (16, 8, 1), (8, 4, 1), (8, 16, 1), (4, 16, 1), (2, 16, 1), (4, 32, 1),
+                 (8, 2, 1)]]
     if channels_last:
         grid = [dict(c, ksplit=ks) for c in grid for ks in (0, 1)]
     return grid
