@@ -86,3 +86,41 @@ def test_slices_beyond_int32_offsets_are_rejected():
     _check_offsets((_Huge(), 3))  # nothing below the bases to check
     with pytest.raises(ValueError, match="2\\*\\*31"):
         _check_offsets((_Huge(), 1))
+
+
+def _layouts():
+    import torch
+
+    base = torch.empty(2, 5, 4, 3)
+    return [
+        torch.empty(2, 4, 3, 5),  # contiguous
+        base.permute(0, 2, 3, 1),  # channel-last memory (what the SS2D layer passes on CUDA)
+        torch.empty(2, 4, 3, 10)[..., ::2],  # gaps
+        torch.empty(1, 4, 1, 5),  # size-1 dims with arbitrary strides
+        torch.empty(4, 1, 3, 1).expand(4, 2, 3, 5),  # broadcast (stride 0)
+        torch.empty(2, 3, 5, 4).transpose(2, 3)[:, :, :2],  # permuted with a gap
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_ddelta_strides_match_empty_like(case):
+    """The gradient of ``delta`` is laid out as ``torch.empty_like(delta)`` (what the fake
+    implementation promises); the fast path for dense layouts must agree with it."""
+    pytest.importorskip("triton")
+    import torch
+
+    from vision_ssm.ops.triton.functions import ddelta_stride
+
+    t = _layouts()[case]
+    assert ddelta_stride(t) == torch.empty_like(t, device="meta").stride()
+
+
+def test_tile_config_cache_follows_overrides():
+    pytest.importorskip("triton")
+    from vision_ssm.ops.triton._launch import config_override, pick_config
+
+    default = pick_config(16, 3136, 192)
+    with config_override(T=4, BD_bwd=8):
+        forced = pick_config(16, 3136, 192)
+    assert (forced.T, forced.BD_bwd) == (4, 8)
+    assert pick_config(16, 3136, 192) == default != forced

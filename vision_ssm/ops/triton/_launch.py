@@ -287,8 +287,7 @@ def scan_backward(
     _scan_bwd_kernel[grid](
         u, delta, A, B, C, small if D is None else D, small if z is None else z,
         small if delta_bias is None else delta_bias, small if idx is None else idx, states, dout,
-        du, ddelta, small if dz is None else dz, ptr["dA"], ptr["dD"], ptr["dbias"],
-        ptr["dB"] if bc else dBp, ptr["dC"] if cc else dCp,
+        du, ddelta, small if dz is None else dz, ptr["dA"], ptr["dD"], ptr["dbias"], dBp, dCp,
         L, Dm, NT,
         *u.stride(), *delta.stride(), *sB, *sC, *sz, *dout.stride(), *sdu,
         *pB, *pC,
