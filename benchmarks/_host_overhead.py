@@ -42,25 +42,34 @@ def fwd_bwd():
     torch.autograd.grad(y, args, torch.ones_like(y))
 
 
-for name, fn, n in (("forward (no grad)", lambda: torch.no_grad()(fwd)(), 2000), ("forward", fwd, 2000),
-                    ("forward+backward", fwd_bwd, 1000)):
-    for _ in range(20):
+def per_call_s(fn, n: int, warmup: int) -> float:
+    """Wall seconds per call of ``fn`` over ``n`` calls (after ``warmup``), GPU work included."""
+    for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(n):
         fn()
     torch.cuda.synchronize()
-    us = (time.perf_counter() - t) / n * 1e6
-    print(f"fused SS2D core, tiny shapes, {name:18s}: {us:7.1f} us per call (host-bound)")
+    return (time.perf_counter() - t) / n
 
-pr = cProfile.Profile()
-pr.enable()
-for _ in range(200):
-    fwd_bwd()
-torch.cuda.synchronize()
-pr.disable()
-pstats.Stats(pr).sort_stats("tottime").print_stats(25)
+
+def profiled(fn, n: int) -> pstats.Stats:
+    """cProfile statistics of ``n`` calls of ``fn``."""
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(n):
+        fn()
+    torch.cuda.synchronize()
+    pr.disable()
+    return pstats.Stats(pr)
+
+
+for name, fn, n in (("forward (no grad)", lambda: torch.no_grad()(fwd)(), 2000), ("forward", fwd, 2000),
+                    ("forward+backward", fwd_bwd, 1000)):
+    us = per_call_s(fn, n, 20) * 1e6
+    print(f"fused SS2D core, tiny shapes, {name:18s}: {us:7.1f} us per call (host-bound)")
+profiled(fwd_bwd, 200).sort_stats("tottime").print_stats(25)
 
 import timm  # noqa: E402
 from gpu_models import train_step  # noqa: E402
@@ -69,22 +78,8 @@ import vision_ssm  # noqa: E402,F401
 
 bs = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 torch.backends.cudnn.benchmark = True
-model = timm.create_model("vmamba_tiny_s1l8", num_classes=1000).cuda()
-step = train_step(model, bs, 224)
-for _ in range(5):
-    step()
-torch.cuda.synchronize()
-t = time.perf_counter()
-for _ in range(10):
-    step()
-torch.cuda.synchronize()
-print(f"vmamba_tiny_s1l8 bs{bs} training step: {(time.perf_counter() - t) / 10 * 1e3:.1f} ms wall")
-pr = cProfile.Profile()
-pr.enable()
-for _ in range(10):
-    step()
-torch.cuda.synchronize()
-pr.disable()
-st = pstats.Stats(pr)
+step = train_step(timm.create_model("vmamba_tiny_s1l8", num_classes=1000).cuda(), bs, 224)
+print(f"vmamba_tiny_s1l8 bs{bs} training step: {per_call_s(step, 10, 5) * 1e3:.1f} ms wall")
+st = profiled(step, 10)
 st.sort_stats("tottime").print_stats(30)
 st.sort_stats("cumulative").print_stats("vision_ssm", 40)

@@ -264,12 +264,12 @@ def scan_backward(
     mat, vec = KD * NP, KD
     parts = [("dA", mat), ("dB", mat if bc else 0), ("dC", mat if cc else 0),
              ("dD", vec if D is not None else 0), ("dbias", vec if delta_bias is not None else 0)]
-    SP_B = sum(n for _, n in parts)
-    small = torch.empty(Bt, SP_B, device=dev, dtype=f32)
-    ptr, off = {}, 0
+    span, SP_B = {}, 0  # name -> (offset, length) in a row
     for name, n in parts:
-        ptr[name] = small[:, off:] if n else small
-        off += n
+        span[name] = (SP_B, n)
+        SP_B += n
+    small = torch.empty(Bt, SP_B, device=dev, dtype=f32)
+    ptr = {name: small[:, o:] if n else small for name, (o, n) in span.items()}  # absent: any valid pointer
     # variable dB/dC: one partial per channel block, (Bt, G, blocks per group, L, N) with a step's
     # N partials contiguous, viewed as (..., N, L); B and C share one buffer when their shapes agree
     shapes = [(Bt, M.shape[1], triton.cdiv(dg, BD), L, N) for M, dg, const in ((B, dgb, bc), (C, dgc, cc))
@@ -298,15 +298,11 @@ def scan_backward(
         num_warps=cfg.nw_bwd,
     )
     red = small.sum(0)
-    out, off = {}, 0
-    for name, n in parts:
-        out[name] = red[off:off + n]
-        off += n
+    out = {name: red[o:o + n] if n else None for name, (o, n) in span.items()}
     dA = out["dA"].view(KD, NP)[:, :N]
     if shared:
         dB, dC = both.sum(3).unbind(0)
     else:
         dB = out["dB"].view(KD, NP)[:, :N] if bc else dBp.sum(2)
         dC = out["dC"].view(KD, NP)[:, :N] if cc else dCp.sum(2)
-    return (du, ddelta, dA, dB, dC, out["dD"] if D is not None else None, dz,
-            out["dbias"] if delta_bias is not None else None)
+    return du, ddelta, dA, dB, dC, out["dD"], dz, out["dbias"]
