@@ -1,0 +1,69 @@
+"""Device-session helper: the whole-image N = 1 SS2D forward (``_image.py``) against the slab kernels.
+
+``python benchmarks/_n1_image.py`` — for the two N = 1 shapes of ``gpu_scan.py`` (bf16, K = 4
+sweep): max deviation from the slab kernels, then the forward time of the whole-image kernel on
+channel-first inputs (default and two other register caps), of the slab fused core on channel-last and channel-first
+inputs, and the memory floor, with kernel times from torch.profiler.
+"""
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_scan import bench, channel_last_copies, copy_bandwidth, make_inputs  # noqa: E402
+
+from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
+from vision_ssm.ops.triton._image import image_codes, image_forward  # noqa: E402
+
+
+def kernel_ms(fn, reps=20):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as p:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    return {e.key[:50]: e.self_device_time_total / reps / 1e3 for e in p.key_averages() if e.self_device_time_total > 0}
+
+
+def run_shape(Bt, K, Dm, L, N, bw):
+    inp = make_inputs(Bt, K, Dm, L, N, torch.bfloat16)
+    x, d, Bm, Cm = inp["x"], inp["delta"], inp["B"], inp["C"]
+    xc, dc, Bc, Cc = channel_last_copies(x, d, Bm, Cm)
+    H = math.isqrt(L)
+    dirs = get_directions("sweep", H, H, K, "cuda")
+    codes = image_codes(dirs.index, H, H)
+    with torch.no_grad():
+        y_img = image_forward(x, d, inp["A"], Bm, Cm, inp["D"], inp["bias"], True, codes, H, H)
+        y_slab = ss2d_scan(xc, dc, inp["A"], Bc, Cc, inp["D"], inp["bias"], dirs, True, backend="triton")
+        y_ref = ss2d_scan(x[:2].float(), d[:2].float(), inp["A"], Bm[:2].float(), Cm[:2].float(), inp["D"],
+                          inp["bias"], dirs, True, backend="chunked")
+    err = (y_img.float() - y_slab.float()).abs().max().item()
+    err_ref = (y_img[:2].float() - y_ref).abs().max().item()
+    err_slab_ref = (y_slab[:2].float() - y_ref).abs().max().item()
+    scale = y_ref.abs().max().item()
+    print(f"shape {(Bt, K * Dm, L, N)}: max|img - slab| {err:.3g}, max|img - fp32 chunked| {err_ref:.3g}, "
+          f"max|slab - fp32 chunked| {err_slab_ref:.3g} (max|y| {scale:.3g})")
+    floor_bytes = x.numel() * 2 * 2 + d.numel() * 2 + (Bm.numel() + Cm.numel()) * 2
+    floor_ms = floor_bytes / bw * 1e3
+    for nw, nreg in [(None, None), (None, 112), (None, 160)]:
+        def fn(nw=nw, nreg=nreg):
+            return image_forward(x, d, inp["A"], Bm, Cm, inp["D"], inp["bias"], True, codes, H, H, num_warps=nw,
+                                 maxnreg=nreg)
+        t = bench(fn, False, [])
+        ks = kernel_ms(fn)
+        print(f"   image fwd (channel-first, warps {nw or 'default'}, maxnreg {nreg}): {t:.3f} ms "
+              f"({t / floor_ms:.2f}x floor), kernels {sum(ks.values()):.3f} ms")
+    t_cl = bench(lambda: ss2d_scan(xc, dc, inp["A"], Bc, Cc, inp["D"], inp["bias"], dirs, True, backend="triton"),
+                 False, [])
+    t_cf = bench(lambda: ss2d_scan(x, d, inp["A"], Bm, Cm, inp["D"], inp["bias"], dirs, True, backend="triton"),
+                 False, [])
+    print(f"   slab fused fwd: channel-last {t_cl:.3f} ms ({t_cl / floor_ms:.2f}x), channel-first {t_cf:.3f} ms; "
+          f"floor {floor_ms:.3f} ms")
+
+
+bw = copy_bandwidth()
+print(f"copy bandwidth {bw / 1e9:.0f} GB/s")
+for shape in [(128, 4, 96, 3136, 1), (64, 4, 384, 784, 1)]:
+    run_shape(*shape, bw)
