@@ -1,29 +1,41 @@
 """Whole-image forward of the fused SS2D core at ``N = 1``: the K directions merged on chip.
 
 The slab design of :mod:`._fwd` runs each direction in its own programs and sums per-direction
-output slabs afterwards, which costs an extra write and read of ``K`` slabs (the N = 1 forward
-stays ≈ 2.8× above the memory floor, ``benchmarks/README.md``). At ``N = 1`` one channel's whole
-image fits in registers, so here one program owns one (batch, channel) pair and all ``H × W``
-pixels as a ``[HP, WP]`` register tile (sizes padded to powers of two). It walks every direction
-over that tile — ``tl.associative_scan`` along the flattened tile, row-major for row-wise
-directions and over the transposed tile for column-wise ones, ``reverse`` for reversed
-directions — accumulates the K outputs in registers in the fixed order ``k = 0 .. K-1`` and
-writes ``y`` once. ``x`` is read once, ``δ``/``B``/``C`` once per direction: the memory floor.
+output slabs afterwards: an extra write and read of ``K`` slabs, and ``x`` read once per
+direction (at ``N = 1`` that design stays ≥ 2.8× above the memory floor, ``benchmarks/README.md``).
+At ``N = 1`` one channel's whole image fits in registers, so here one program owns one
+(batch, channel) pair and all ``H × W`` pixels (padded to ``HP × WP``, powers of two). It walks
+every direction over the image in registers, accumulates the K outputs there and writes ``y``
+once: ``x`` is read once (twice if some walks are column-wise), ``δ``/``B``/``C`` once per
+direction.
 
+Two register frames hold the image:
+
+- **row frame** ``[HP*WP/SR, SR]``: chunks of ``SR`` pixels along a row (one 16-byte load), in
+  raster order. Row-major walks (forward or reversed) scan it: an inclusive scan inside each
+  chunk (in-thread), a scan of the chunk totals, and the carried state applied to each chunk.
+- **column frame** ``[HP/8*WP, 8]``: chunks of 8 pixels down a column, the lanes running along
+  the row (so the loads stay coalesced) and the chunk axis in-thread (built with ``tl.join``,
+  whose new axis is always held by one thread). Column-major walks scan it the same way; their
+  summed output is moved to the row frame once, through shared memory.
+
+Reversed walks flip the in-thread chunk axis (free) and scan the chunk totals in reverse.
 Padded pixels get ``δ = 0`` (decay 1, input 0), the identity of the scan, so they pass the state
-through unchanged wherever they fall in a direction's order.
+through wherever they fall in a walk. The result is deterministic (fixed summation order).
 
-Only directions that are row-major or column-major raster walks, forward or reversed, can be
-expressed this way (``sweep`` with ``K`` = 1, 2, 4: VMamba's cross-scan); :func:`image_codes`
-recognises them from the index tensor. The inputs must be channel-first (unit pixel stride) so a
-program's loads are contiguous; callers fall back to the slab kernels otherwise.
+Only row-major or column-major raster walks, forward or reversed, can be expressed this way
+(``sweep`` with ``K`` = 1, 2, 4: VMamba's cross-scan); :func:`image_codes` recognises them from
+the index tensor. The inputs must be channel-first (unit pixel stride), the forward must need no
+gradients (nothing is saved for a backward) and the image must have ``8 ≤ H`` and
+``HP·WP ≤ 8192``; :func:`image_plan` checks all of it and callers use the slab kernels otherwise.
 
-Tensor layouts (logical shapes; strides in elements):
+Tensor layouts (logical shapes; unit pixel stride, other strides in elements):
     x ``(Bt, Dm, L)``; δ ``(Bt, K, Dm, L)``; B, C ``(Bt, K, 1, L)``; A ``(K*Dm, 1)``;
-    D, delta_bias ``(K*Dm,)``; out ``(Bt, Dm, L)``; ``L = H*W`` raster order.
+    D, delta_bias ``(K*Dm,)``; out ``(Bt, Dm, L)`` contiguous; ``L = H*W`` raster order.
 """
 from __future__ import annotations
 
+import functools
 import weakref
 
 import torch
@@ -37,8 +49,9 @@ from ._launch import _OVERRIDE
 
 # Largest padded image a program holds (16 pixels per thread at 16 warps).
 MAX_TILE = 8192
-# Register cap: unbounded, ptxas takes ~235 per thread (one 8-warp program per SM); at 128 two fit,
-# at the cost of a few spills (H100: 0.77 -> 0.54 ms at (128, 4·96, 3136); 96 and 64 were slower).
+# Register cap. Unbounded, ptxas took ~235 per thread (one 8-warp program per SM); at 128 two fit,
+# with a few spills (H100: 0.77 -> 0.53 ms at (128, 4·96, 3136, 1); caps of 96 and 64 were slower).
+# It also keeps 16-warp programs launchable (16 · 32 · 128 = the 65536 registers of an SM).
 MAX_REGS = 128
 
 
@@ -146,17 +159,52 @@ def _delta2(x, mask, bias2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
+def _row_direction(u, pos, m, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, sd_b, sd_k, sd_c, sB_b, sB_k,
+                   sC_b, sC_k, REV: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """``h·C`` of row-wise direction ``k`` in the row frame (``[M, SR]``), in units of ``1/ln 2``."""
+    pc = k * Dm + c
+    bias = 0.0
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + pc).to(tl.float32) * LOG2E
+    dtv = tl.load(dt_ptr + pid_b * sd_b + k * sd_k + c * sd_c + pos, mask=m,
+                  other=float("-inf") if SOFTPLUS else 0.0).to(tl.float32)
+    d2 = _delta2(dtv, m, bias, HAS_BIAS, SOFTPLUS)
+    Bv = tl.load(B_ptr + pid_b * sB_b + k * sB_k + pos, mask=m, other=0.0).to(tl.float32)
+    Cv = tl.load(C_ptr + pid_b * sC_b + k * sC_k + pos, mask=m, other=0.0).to(tl.float32)
+    Ak = tl.load(A_ptr + pc).to(tl.float32)
+    return _walk_rows(tl.exp2(d2 * Ak), d2 * u * Bv, REV) * Cv
+
+
+@triton.jit
+def _col_direction(uT, offT, h0, wok, mT, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, sd_b, sd_k, sd_c,
+                   sB_b, sB_k, sC_b, sC_k, H: tl.constexpr, W: tl.constexpr, WP: tl.constexpr, REV: tl.constexpr,
+                   HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """``h·C`` of column-wise direction ``k`` in the column frame (``[Q*WP, 8]``), in units of
+    ``1/ln 2``."""
+    pc = k * Dm + c
+    bias = 0.0
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + pc).to(tl.float32) * LOG2E
+    dt_base = dt_ptr + pid_b * sd_b + k * sd_k + c * sd_c
+    d2 = _delta2(_col_chunks(dt_base, offT, h0, wok, H, W, float("-inf") if SOFTPLUS else 0.0), mT, bias,
+                 HAS_BIAS, SOFTPLUS)
+    Bv = _col_chunks(B_ptr + pid_b * sB_b + k * sB_k, offT, h0, wok, H, W, 0.0)
+    Cv = _col_chunks(C_ptr + pid_b * sC_b + k * sC_k, offT, h0, wok, H, W, 0.0)
+    Ak = tl.load(A_ptr + pc).to(tl.float32)
+    return _walk_cols(tl.exp2(d2 * Ak), d2 * uT * Bv, WP, REV) * Cv
+
+
+@triton.jit
 def _image_fwd_kernel(
     x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dp_ptr, bias_ptr, out_ptr,
     Dm,
     sx_b, sx_c, sd_b, sd_k, sd_c, sB_b, sB_k, sC_b, sC_k, so_b, so_c,
     H: tl.constexpr, W: tl.constexpr, K: tl.constexpr, CODES: tl.constexpr, HP: tl.constexpr, WP: tl.constexpr,
-    SR: tl.constexpr,
+    SR: tl.constexpr, GROUPED: tl.constexpr,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ANY_T: tl.constexpr,
 ):
     c = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
-    DT_OTHER: tl.constexpr = float("-inf") if SOFTPLUS else 0.0
     # row frame: [M, SR], flat index f = h*WP + w; chunks of SR pixels along a row (one vector load)
     M: tl.constexpr = HP * WP // SR
     f = tl.arange(0, M)[:, None] * SR + tl.arange(0, SR)[None, :]
@@ -167,6 +215,10 @@ def _image_fwd_kernel(
     x_base = x_ptr + pid_b * sx_b + c * sx_c
     u = tl.load(x_base + pos, mask=m, other=0.0).to(tl.float32)
     acc = tl.zeros([M, SR], dtype=tl.float32)
+    Dsum = 0.0
+    if HAS_D:
+        for k in tl.static_range(K):
+            Dsum += tl.load(Dp_ptr + k * Dm + c).to(tl.float32)
     if ANY_T:
         # column frame: [Q*WP, 8] holding pixel (q*8 + s, w) at [q*WP + w, s]; chunks of 8 pixels
         # down a column
@@ -176,48 +228,50 @@ def _image_fwd_kernel(
         wT = col % WP
         wok = wT < W
         offT = h0 * W + wT
-        uT = _col_chunks(x_base, offT, h0, wok, H, W, 0.0)
         if not SOFTPLUS:
             mT = _stack8(wok & (h0 < H), wok & (h0 + 1 < H), wok & (h0 + 2 < H), wok & (h0 + 3 < H),
                          wok & (h0 + 4 < H), wok & (h0 + 5 < H), wok & (h0 + 6 < H), wok & (h0 + 7 < H))
         else:
             mT = None
         accT = tl.zeros([Q * WP, 8], dtype=tl.float32)
-    Dsum = 0.0
-    for k in tl.static_range(K):
-        pc = k * Dm + c
-        Ak = tl.load(A_ptr + pc).to(tl.float32)
-        dt_base = dt_ptr + pid_b * sd_b + k * sd_k + c * sd_c
-        B_base = B_ptr + pid_b * sB_b + k * sB_k
-        C_base = C_ptr + pid_b * sC_b + k * sC_k
-        bias = 0.0
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + pc).to(tl.float32) * LOG2E
-        if HAS_D:
-            Dsum += tl.load(Dp_ptr + pc).to(tl.float32)
-        # direction k's code bits are written inline: shifts and subtraction of constexprs stay
-        # compile-time constants, a name assigned in the unrolled loop would become a tensor
-        if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)):  # column-major walk
-            d2 = _delta2(_col_chunks(dt_base, offT, h0, wok, H, W, DT_OTHER), mT, bias, HAS_BIAS, SOFTPLUS)
-            Bv = _col_chunks(B_base, offT, h0, wok, H, W, 0.0)
-            Cv = _col_chunks(C_base, offT, h0, wok, H, W, 0.0)
-            h = _walk_cols(tl.exp2(d2 * Ak), d2 * uT * Bv, WP, (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)))
-            accT += h * Cv
-        else:
-            dtv = tl.load(dt_base + pos, mask=m, other=DT_OTHER).to(tl.float32)
-            d2 = _delta2(dtv, m, bias, HAS_BIAS, SOFTPLUS)
-            Bv = tl.load(B_base + pos, mask=m, other=0.0).to(tl.float32)
-            Cv = tl.load(C_base + pos, mask=m, other=0.0).to(tl.float32)
-            h = _walk_rows(tl.exp2(d2 * Ak), d2 * u * Bv, (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)))
-            acc += h * Cv
+    # Direction k's code bits are written inline: shifts and subtraction of constexprs stay
+    # compile-time constants (a name assigned in the unrolled loop would become a tensor).
+    if GROUPED:  # row-wise directions, then column-wise ones: each frame's inputs live only in its pass
+        for k in tl.static_range(K):
+            if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)) == 0:
+                acc += _row_direction(u, pos, m, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, sd_b, sd_k,
+                                      sd_c, sB_b, sB_k, sC_b, sC_k, (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)),
+                                      HAS_BIAS, SOFTPLUS)
+        if HAS_D:  # now, so that u is dead during the column pass (acc is scaled by ln 2 below)
+            acc += (Dsum * LOG2E) * u
+        if ANY_T:
+            uT = _col_chunks(x_base, offT, h0, wok, H, W, 0.0)
+            for k in tl.static_range(K):
+                if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)):
+                    accT += _col_direction(uT, offT, h0, wok, mT, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr,
+                                           bias_ptr, sd_b, sd_k, sd_c, sB_b, sB_k, sC_b, sC_k, H, W, WP,
+                                           (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)), HAS_BIAS, SOFTPLUS)
+    else:  # in direction order: a direction's loads can overlap the previous direction's arithmetic
+        if ANY_T:
+            uT = _col_chunks(x_base, offT, h0, wok, H, W, 0.0)
+        for k in tl.static_range(K):
+            if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)):
+                accT += _col_direction(uT, offT, h0, wok, mT, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr,
+                                       bias_ptr, sd_b, sd_k, sd_c, sB_b, sB_k, sC_b, sC_k, H, W, WP,
+                                       (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)), HAS_BIAS, SOFTPLUS)
+            else:
+                acc += _row_direction(u, pos, m, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, sd_b, sd_k,
+                                      sd_c, sB_b, sB_k, sC_b, sC_k, (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)),
+                                      HAS_BIAS, SOFTPLUS)
     if ANY_T:  # [Q*WP, 8] -> [Q, WP, 8] -> [Q, 8, WP] = [HP, WP] -> [M, SR]
         acc += tl.reshape(tl.permute(tl.reshape(accT, [Q, WP, 8]), (0, 2, 1)), [M, SR])
     acc = acc * LN2  # the inputs were δ2·u·B = (δ/ln 2)·u·B
-    if HAS_D:
+    if HAS_D and not GROUPED:
         acc += Dsum * u
     tl.store(out_ptr + pid_b * so_b + c * so_c + pos, acc.to(out_ptr.dtype.element_ty), mask=m)
 
 
+@functools.lru_cache(maxsize=16)
 def _raster_walks(H: int, W: int) -> dict[tuple[int, ...], int]:
     """The four raster walks of an H×W grid as index tuples → their code (bit 0: column-major,
     bit 1: reversed)."""
@@ -282,11 +336,12 @@ def _warps(lanes: int) -> int:
 
 def image_forward(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
                   delta_bias: Tensor | None, softplus: bool, codes: int, H: int, W: int,
-                  num_warps: int | None = None, maxnreg: int | None = None) -> Tensor:
+                  num_warps: int | None = None, maxnreg: int | None = None, grouped: bool | None = None) -> Tensor:
     """Launch :func:`_image_fwd_kernel`: ``y`` ``(Bt, Dm, L)`` in ``x``'s dtype, contiguous.
 
     Args as in the module docstring (unit pixel stride: see :func:`image_layout_ok`); ``codes``
-    from :func:`image_codes`; ``num_warps`` and ``maxnreg`` override the defaults (benchmarks).
+    from :func:`image_codes`; ``num_warps``, ``maxnreg`` and ``grouped`` (the direction order,
+    see the kernel) override the defaults (benchmarks, tests).
     """
     Bt, Dm, L = x.shape
     K = delta.shape[1]
@@ -294,13 +349,17 @@ def image_forward(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: 
     any_t = any((codes >> (2 * k)) & 1 for k in range(K))
     SR = min(16 // x.element_size(), HP * WP)  # one 16-byte vector per row chunk
     out = torch.empty(Bt, Dm, L, device=x.device, dtype=x.dtype)
+    nw = num_warps or _warps(HP * WP // 16)
+    # Direction order (H100, bf16): grouped by frame won for the 2-warp programs of a 28x28 image
+    # (0.220 vs 0.264 ms at (64, 4·384, 784, 1)), direction order for the 8-warp ones of 56x56
+    # (0.529 vs 0.599 ms at (128, 4·96, 3136, 1)), whose loads then overlap the previous direction.
     _image_fwd_kernel[(Dm, Bt)](
         x, delta, A, B, C, D if D is not None else A, delta_bias if delta_bias is not None else A, out,
         Dm,
         x.stride(0), x.stride(1), delta.stride(0), delta.stride(1), delta.stride(2),
         B.stride(0), B.stride(1), C.stride(0), C.stride(1), out.stride(0), out.stride(1),
         H=H, W=W, K=K, CODES=codes, HP=HP, WP=WP, SR=SR, HAS_D=D is not None, HAS_BIAS=delta_bias is not None,
-        SOFTPLUS=bool(softplus), ANY_T=any_t, num_warps=num_warps or _warps(HP * WP // 16),
+        SOFTPLUS=bool(softplus), ANY_T=any_t, GROUPED=nw < 8 if grouped is None else grouped, num_warps=nw,
         maxnreg=maxnreg or MAX_REGS,
     )
     return out
