@@ -126,3 +126,13 @@ def test_interp_image_direction_orders_agree(spec):
     for grouped in (False, True):
         got = image_forward(*args, True, codes, H, W, grouped=grouped)
         torch.testing.assert_close(got, ref, rtol=6e-4, atol=2e-3)
+
+
+def test_interp_image_plan_needs_int32_offsets_within_a_batch_element():
+    from vision_ssm.ops.triton._image import _batch_slice_fits_i32
+
+    assert _batch_slice_fits_i32(torch.empty(2, 3, 5))
+    # only shapes and strides matter: meta tensors stand in for views of huge buffers
+    assert _batch_slice_fits_i32(torch.empty_strided((2, 3, 5), (2**40, 2**29, 1), device="meta"))
+    assert not _batch_slice_fits_i32(torch.empty_strided((2, 3, 5), (0, 2**30, 1), device="meta"))
+    assert not _batch_slice_fits_i32(torch.empty_strided((1, 2, 2**31), (0, 2**31, 1), device="meta"))

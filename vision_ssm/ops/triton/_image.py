@@ -316,17 +316,26 @@ def direction_codes(dirs: DirectionSet) -> int | None:
 def image_plan(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, dirs: DirectionSet) -> int | None:
     """The direction codes if the whole-image kernel can run this fused SS2D forward, else ``None``.
 
-    It needs ``N = 1``, directions that are raster walks (:func:`image_codes`) and channel-first
+    It needs ``N = 1``, directions that are raster walks (:func:`image_codes`), channel-first
     inputs (unit pixel stride in ``x``, ``delta``, ``B``, ``C``: on channel-last inputs the slab
-    kernels are faster than copying). ``config_override(image=0)`` turns it off.
+    kernels are faster than copying) and in-batch offsets below 2³¹. ``config_override(image=0)``
+    turns it off.
     """
     if A.shape[-1] != 1 or not _OVERRIDE.get("image", 1):
         return None
     if x.stride(2) != 1 or delta.stride(3) != 1 or B.stride(3) != 1 or C.stride(3) != 1:
         return None
-    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or delta.numel() >= 2**31:
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return None
+    if not all(_batch_slice_fits_i32(t) for t in (x, delta, B, C)):
         return None
     return direction_codes(dirs)
+
+
+def _batch_slice_fits_i32(t: Tensor) -> bool:
+    """Whether every element offset inside one batch element of ``t`` fits in int32 (the kernel
+    adds the batch offset in 64-bit and the rest in 32-bit arithmetic)."""
+    return sum((n - 1) * abs(st) for n, st in zip(t.shape[1:], t.stride()[1:])) < 2**31
 
 
 def _warps(lanes: int) -> int:
