@@ -262,3 +262,27 @@ def test_interp_torch_export_keeps_the_custom_op(monkeypatch):
         assert sum("vision_ssm.ss2d_fwd" in t for t in targets) == 1, targets
         with torch.no_grad():
             torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------- layout copies (channel-first callers)
+@pytest.mark.parametrize("shape", [(2, 5, 7), (2, 3, 70, 130), (1, 2, 1, 9), (3, 2, 16, 300)])
+def test_interp_relayout_copy_matches_torch(shape):
+    from vision_ssm.ops.triton._relayout import channels_last_copy, relayout_copy
+
+    t = torch.randn(shape)
+    cl = channels_last_copy(t)
+    assert cl.stride(-2) == 1 and torch.equal(cl, t)
+    back = relayout_copy(cl, torch.empty(shape, dtype=torch.bfloat16))  # and a dtype change
+    assert back.is_contiguous() and torch.equal(back, t.to(torch.bfloat16))
+    with pytest.raises(ValueError):
+        relayout_copy(t, torch.empty(shape[:-1] + (shape[-1] + 1,)))
+
+
+def test_interp_ss2d_gradients_keep_the_inputs_layout():
+    """Channel-first inputs get channel-first gradients (copied back by the tiled kernel)."""
+    args, dirs = _ss2d_args()
+    with config_override(T=4, BD_fwd=2, BD_bwd=2):
+        out = ss2d_scan_triton(*args, dirs, True)
+        grads = torch.autograd.grad(out, args, torch.randn_like(out))
+    for name, a, g in zip("x delta A B C D delta_bias".split(), args, grads):
+        assert g.stride() == a.stride(), f"d{name}: strides {g.stride()} != {a.stride()}"

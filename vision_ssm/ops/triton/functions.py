@@ -16,6 +16,7 @@ from ..scan_orders import DirectionSet
 from ._image import image_forward, image_plan
 from ._launch import _OVERRIDE, scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
+from ._relayout import channels_last_copy, relayout_copy
 
 
 def _c(t: Tensor | None) -> Tensor | None:
@@ -81,8 +82,10 @@ def _channels_last(t: Tensor, dim: int) -> Tensor:
     """``t`` itself if its channel axis ``dim`` already has unit stride (any other strides are fine:
     the kernels take them as arguments), else a copy with the same logical shape whose memory has
     ``dim`` fastest."""
-    if t.stride(dim) == 1:
+    if t.stride(dim) == 1 or t.shape[dim] == 1:  # a size-1 axis is laid out either way
         return t
+    if dim == t.dim() - 2:  # (.., C, L): the tiled copy
+        return channels_last_copy(t)
     return t.movedim(dim, -1).contiguous().movedim(-1, dim)
 
 
@@ -138,8 +141,9 @@ def _dense(t: Tensor) -> bool:
 
 
 def ddelta_stride(delta: Tensor) -> tuple[int, ...]:
-    """Strides of ``delta``'s gradient: those of ``torch.empty_like(delta)``, i.e. delta's own if
-    it is dense (checked directly: the meta allocation costs host time on every call)."""
+    """Strides of ``delta``'s gradient (or of any input's): those of ``torch.empty_like(delta)``,
+    i.e. delta's own if it is dense (checked directly: the meta allocation costs host time on
+    every call)."""
     if _dense(delta):
         return tuple(delta.stride())
     return torch.empty_like(delta, device="meta").stride()
@@ -158,7 +162,8 @@ def ss2d_bwd_impl(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, softplus: bool, idx,
         dx = sum_slabs(dx, x_cl.dtype)
     dx = _as_channels_last(dx, x_cl.dtype)
     if ddelta.stride() != tuple(d_stride):
-        ddelta = torch.empty_strided(ddelta.shape, d_stride, device=ddelta.device, dtype=ddelta.dtype).copy_(ddelta)
+        ddelta = relayout_copy(ddelta, torch.empty_strided(ddelta.shape, d_stride, device=ddelta.device,
+                                                           dtype=ddelta.dtype))
     return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias))
 
 
@@ -180,13 +185,25 @@ class _SS2DFn(torch.autograd.Function):
         ctx.save_for_backward(*saved, states)
         ctx.softplus, ctx.idx = softplus, idx
         ctx.d_stride = ddelta_stride(delta)
+        ctx.grad_strides = (ddelta_stride(x), ddelta_stride(B), ddelta_stride(C))
         return y
 
     @staticmethod
     def backward(ctx, dout):
         *saved, states = ctx.saved_tensors
-        grads = ss2d_bwd_impl(*saved, ctx.softplus, ctx.idx, states, dout, ctx.d_stride)
-        return (*grads, None, None, None)
+        dx, ddelta, dA, dB, dC, dD, dbias = ss2d_bwd_impl(*saved, ctx.softplus, ctx.idx, states, dout, ctx.d_stride)
+        # gradients in their inputs' layouts (as empty_like), by the tiled copy: what autograd would
+        # otherwise do for leaves with PyTorch's strided copy (eager only; the custom ops keep the
+        # kernel layouts their fake implementations declare)
+        dx, dB, dC = (_restride(g, st) for g, st in zip((dx, dB, dC), ctx.grad_strides))
+        return (dx, ddelta, dA, dB, dC, dD, dbias, None, None, None)
+
+
+def _restride(g: Tensor | None, stride: tuple[int, ...]) -> Tensor | None:
+    """``g`` with ``stride`` (one tiled copy if it differs)."""
+    if g is None or g.stride() == tuple(stride):
+        return g
+    return relayout_copy(g, torch.empty_strided(g.shape, stride, device=g.device, dtype=g.dtype))
 
 
 def _like(t: Tensor, ref: Tensor) -> Tensor:
@@ -194,8 +211,7 @@ def _like(t: Tensor, ref: Tensor) -> Tensor:
     if t.stride() == ref.stride() and t.dtype == ref.dtype:
         return t
     out = torch.empty_strided(ref.shape, ref.stride(), device=ref.device, dtype=ref.dtype)
-    out.copy_(t)
-    return out
+    return relayout_copy(t, out)
 
 
 def _as_channels_last(t: Tensor, dtype: torch.dtype) -> Tensor:
