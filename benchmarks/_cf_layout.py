@@ -1,7 +1,8 @@
 """Device-session helper: fused SS2D core on channel-first inputs, by what is copied to channel-last first.
 
-``python benchmarks/_cf_layout.py`` — policies (``config_override(cf_copy=...)``): 1 copies x, delta,
-B, C (the default), 2 all but delta, 0 nothing (the kernels read channel-first memory strided);
+``python benchmarks/_cf_layout.py [--all]`` — policies (``config_override(cf_copy=...)``): 1 copies x, delta,
+B, C (the default), 3 x and delta only, 2 all but delta, 0 nothing (the kernels read channel-first
+memory strided);
 ``cl`` = inputs already channel-last (no copy needed). Median ms, forward and forward+backward.
 """
 import sys
@@ -25,7 +26,10 @@ for Bt, K, Dm, L, N in SHAPES:
     x_cl, d_cl, B_cl, C_cl = channel_last_copies(x, d, B, C)
     cl = [x_cl, d_cl, A, B_cl, C_cl, D, bias]
     out = []
-    for name, policy, a in (("copy all", 1, args), ("copy x,B,C", 2, args), ("no copy", 0, args), ("cl", 1, cl)):
+    variants = [("copy all", 1, args), ("copy x,delta", 3, args), ("cl", 1, cl)]
+    if "--all" in sys.argv:
+        variants += [("copy x,B,C", 2, args), ("no copy", 0, args)]
+    for name, policy, a in variants:
         with config_override(cf_copy=policy):
             f = bench(lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, True, backend="triton"), False, a)
             fb = bench(lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, True, backend="triton"), True, a)
