@@ -25,4 +25,5 @@ python3 benchmarks/_profile_model.py vmamba_tiny_s1l8 64 default 2>&1 | tail -52
 python3 benchmarks/_host_overhead.py 64 > "$OUT/host_overhead.log" 2>&1; head -3 "$OUT/host_overhead.log"
 python3 benchmarks/_n1_floor.py 2>&1 | tail -14
 python3 benchmarks/_n1_image.py 2>&1 | tail -13
+python3 benchmarks/_relayout_copy.py 2>&1 | tail -4
 python3 benchmarks/_bwd_warps.py 2>&1 | tail -8
