@@ -2,7 +2,7 @@
 
 ``python benchmarks/_n1_image.py`` — for the two N = 1 shapes of ``gpu_scan.py`` (bf16, K = 4
 sweep): max deviation from the slab kernels, then the forward time of the whole-image kernel on
-channel-first inputs (default, each direction order, a lower register cap), of the slab fused
+channel-first inputs (default, each direction order, a lower register cap, other warp counts), of the slab fused
 core on channel-last and channel-first inputs, and the memory floor, with kernel times from torch.profiler.
 """
 import math
@@ -47,14 +47,16 @@ def run_shape(Bt, K, Dm, L, N, bw):
           f"max|slab - fp32 chunked| {err_slab_ref:.3g} (max|y| {scale:.3g})")
     floor_bytes = x.numel() * 2 * 2 + d.numel() * 2 + (Bm.numel() + Cm.numel()) * 2
     floor_ms = floor_bytes / bw * 1e3
-    for grouped, nreg in [(None, None), (False, None), (True, None), (True, 96)]:
-        def fn(grouped=grouped, nreg=nreg):
+    for grouped, nreg, nw in [(None, None, None), (False, None, None), (True, None, None), (True, 96, None),
+                              (True, None, 4), (True, None, 16), (False, None, 16)]:
+        def fn(grouped=grouped, nreg=nreg, nw=nw):
             return image_forward(x, d, inp["A"], Bm, Cm, inp["D"], inp["bias"], True, codes, H, H, maxnreg=nreg,
-                                 grouped=grouped)
+                                 grouped=grouped, num_warps=nw)
         t = bench(fn, False, [])
         ks = kernel_ms(fn)
         order = "default" if grouped is None else ("grouped" if grouped else "k")
-        print(f"   image fwd (channel-first; order {order}, maxnreg {nreg or 'default'}): {t:.3f} ms "
+        print(f"   image fwd (channel-first; order {order}, maxnreg {nreg or 'default'}, warps {nw or 'default'}): "
+              f"{t:.3f} ms "
               f"({t / floor_ms:.2f}x floor), kernels {sum(ks.values()):.3f} ms")
     t_cl = bench(lambda: ss2d_scan(xc, dc, inp["A"], Bc, Cc, inp["D"], inp["bias"], dirs, True, backend="triton"),
                  False, [])
