@@ -45,7 +45,7 @@ from torch import Tensor
 
 from ..scan_orders import DirectionSet
 from ._fwd import LN2, LOG2E, _combine, _log2
-from ._launch import _OVERRIDE
+from ._launch import _I32_MAX, _OVERRIDE, offset_span
 
 # Largest padded image a program holds (16 pixels per thread at 16 warps).
 MAX_TILE = 8192
@@ -335,7 +335,7 @@ def image_plan(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, dirs: 
 def _batch_slice_fits_i32(t: Tensor) -> bool:
     """Whether every element offset inside one batch element of ``t`` fits in int32 (the kernel
     adds the batch offset in 64-bit and the rest in 32-bit arithmetic)."""
-    return sum((n - 1) * abs(st) for n, st in zip(t.shape[1:], t.stride()[1:])) < 2**31
+    return offset_span(t, 1) <= _I32_MAX
 
 
 def _warps(lanes: int) -> int:

@@ -163,13 +163,18 @@ def _group_size(B: Tensor, C: Tensor, K: int, Dm: int) -> int | None:
 _I32_MAX = 2**31 - 1
 
 
+def offset_span(t: Tensor, first: int) -> int:
+    """Largest element offset within ``t`` spanned by its dims from ``first`` on (any strides)."""
+    return sum((n - 1) * abs(st) for n, st in zip(t.shape[first:], t.stride()[first:]))
+
+
 def _check_offsets(*tensors: tuple[Tensor | None, int]) -> None:
     """The kernels index with 32-bit offsets below 64-bit per-(batch, direction/group) bases:
     ``(t, first)`` checks the span of ``t``'s dims from ``first`` on."""
     for t, first in tensors:
         if t is None or t.dim() <= first:
             continue
-        span = sum((n - 1) * abs(st) for n, st in zip(t.shape[first:], t.stride()[first:]))
+        span = offset_span(t, first)
         if span > _I32_MAX:
             raise ValueError(
                 f"triton backend: one (batch, direction) slice of a {tuple(t.shape)} tensor spans {span} elements, "

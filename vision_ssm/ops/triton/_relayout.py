@@ -18,6 +18,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._launch import _I32_MAX, offset_span
+
 
 @triton.jit
 def _relayout_kernel(src, dst, K, C, L, NLT,
@@ -34,17 +36,13 @@ def _relayout_kernel(src, dst, K, C, L, NLT,
     tl.store(dst + b * sd_b + k * sd_k + cs * sd_c + ls * sd_l, v, mask=m)
 
 
-def _fits_i32(t: Tensor) -> bool:
-    return sum((n - 1) * abs(s) for n, s in zip(t.shape[1:], t.stride()[1:])) < 2**31
-
-
 def relayout_copy(src: Tensor, dst: Tensor, tile: tuple[int, int, int] | None = None) -> Tensor:
     """Copy ``src`` into ``dst`` (same 3-D/4-D shape, last two axes ``(C, L)``); returns ``dst``.
     Falls back to ``dst.copy_(src)`` where the tiled kernel does not apply. ``tile`` = ``(BC, BL,
     num_warps)`` overrides the tile (benchmarks)."""
     if src.shape != dst.shape or src.dim() not in (3, 4):
         raise ValueError(f"relayout_copy: shapes {tuple(src.shape)} and {tuple(dst.shape)} must match (3-D or 4-D)")
-    if src.numel() == 0 or not (_fits_i32(src) and _fits_i32(dst)):
+    if src.numel() == 0 or max(offset_span(src, 1), offset_span(dst, 1)) > _I32_MAX:
         return dst.copy_(src)
     if src.dtype != dst.dtype:  # convert with torch's rounding first (rare: the layout copy is the point)
         src = src.to(dst.dtype)
