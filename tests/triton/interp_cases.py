@@ -286,3 +286,23 @@ def test_interp_ss2d_gradients_keep_the_inputs_layout():
         grads = torch.autograd.grad(out, args, torch.randn_like(out))
     for name, a, g in zip("x delta A B C D delta_bias".split(), args, grads):
         assert g.stride() == a.stride(), f"d{name}: strides {g.stride()} != {a.stride()}"
+
+
+def test_interp_ss2d_intermediate_inputs_get_kernel_layout_gradients():
+    """Inputs computed by earlier ops (not leaves) get their gradients in the kernels' channel-last
+    layout, with the same values as the leaves' (channel-first, copied back): no layout copy is made
+    for a gradient that only flows on to another backward."""
+    args, dirs = _ss2d_args()
+    seed = torch.randn(Bt := 2, 4, 15)
+    with config_override(T=4, BD_fwd=2, BD_bwd=2):
+        out = ss2d_scan_triton(*args, dirs, True)
+        leaf_grads = torch.autograd.grad(out, args, seed)
+        inter = [a * 1.0 for a in args]  # same values and layouts, now outputs of a MulBackward
+        out2 = ss2d_scan_triton(*inter, dirs, True)
+        grads = torch.autograd.grad(out2, inter, seed)
+    assert torch.equal(out2, out)
+    for name, a, g, ref in zip("x delta A B C D delta_bias".split(), inter, grads, leaf_grads):
+        torch.testing.assert_close(g, ref, rtol=0, atol=0, msg=f"d{name}")
+        if name in ("x", "delta"):  # channel-first inputs; the kernels work channel-last
+            assert g.stride(-2) == 1 and a.stride(-2) != 1, f"d{name}: strides {g.stride()}"
+    assert Bt == out.shape[0]

@@ -155,7 +155,8 @@ def ddelta_stride(delta: Tensor) -> tuple[int, ...]:
 def ss2d_bwd_impl(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, softplus: bool, idx, states, dout, d_stride):
     """Backward of :func:`ss2d_fwd_impl` on its ``saved`` inputs: gradients of
     ``(x, delta, A, B, C, D, delta_bias)`` (``None`` for absent inputs); ``dx`` channel-last like
-    ``y``, ``ddelta`` with strides ``d_stride`` (:func:`ddelta_stride` of the caller's ``delta``)."""
+    ``y``, ``ddelta`` with strides ``d_stride`` (:func:`ddelta_stride` of the caller's ``delta``;
+    ``None``: the kernel's layout, ``delta``'s as the kernels read it)."""
     ksplit = use_ksplit(d_cl.shape[1])
     dx = _accumulator(x_cl, d_cl.shape[1], ksplit)
     dx, ddelta, dA, dB, dC, dD, _, dbias = scan_backward(
@@ -164,7 +165,7 @@ def ss2d_bwd_impl(x_cl, d_cl, A, B_cl, C_cl, D, delta_bias, softplus: bool, idx,
     if ksplit:
         dx = sum_slabs(dx, x_cl.dtype)
     dx = _as_channels_last(dx, x_cl.dtype)
-    if ddelta.stride() != tuple(d_stride):
+    if d_stride is not None and ddelta.stride() != tuple(d_stride):
         ddelta = relayout_copy(ddelta, torch.empty_strided(ddelta.shape, d_stride, device=ddelta.device,
                                                            dtype=ddelta.dtype))
     return (dx, ddelta, _cast(dA, A), _cast(dB, B_cl), _cast(dC, C_cl), _cast(dD, D), _cast(dbias, delta_bias))
@@ -187,8 +188,11 @@ class _SS2DFn(torch.autograd.Function):
         y, states, saved = ss2d_fwd_impl(x, delta, A, B, C, D, delta_bias, softplus, idx, need_grad)
         ctx.save_for_backward(*saved, states)
         ctx.softplus, ctx.idx = softplus, idx
-        ctx.d_stride = ddelta_stride(delta)
-        ctx.grad_strides = (ddelta_stride(x), ddelta_stride(B), ddelta_stride(C))
+        # leaves get gradients in their own layouts (as ``.grad`` would hold them); intermediate
+        # tensors (the SS2D layer's projections) get them in the kernels' layout, which every
+        # upstream backward reads as it is: no copy
+        ctx.d_stride = ddelta_stride(delta) if _is_leaf(delta) else None
+        ctx.grad_strides = tuple(ddelta_stride(t) if _is_leaf(t) else None for t in (x, B, C))
         return y
 
     @staticmethod
@@ -202,9 +206,14 @@ class _SS2DFn(torch.autograd.Function):
         return (dx, ddelta, dA, dB, dC, dD, dbias, None, None, None)
 
 
-def _restride(g: Tensor | None, stride: tuple[int, ...]) -> Tensor | None:
-    """``g`` with ``stride`` (one tiled copy if it differs)."""
-    if g is None or g.stride() == tuple(stride):
+def _is_leaf(t: Tensor) -> bool:
+    """Whether autograd would store ``t``'s gradient in ``.grad`` (a leaf that requires grad)."""
+    return t.requires_grad and t.grad_fn is None
+
+
+def _restride(g: Tensor | None, stride: tuple[int, ...] | None) -> Tensor | None:
+    """``g`` with ``stride`` (one tiled copy if it differs; ``None``: ``g`` as it is)."""
+    if g is None or stride is None or g.stride() == tuple(stride):
         return g
     return relayout_copy(g, torch.empty_strided(g.shape, stride, device=g.device, dtype=g.dtype))
 
