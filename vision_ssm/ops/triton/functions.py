@@ -199,9 +199,9 @@ class _SS2DFn(torch.autograd.Function):
     def backward(ctx, dout):
         *saved, states = ctx.saved_tensors
         dx, ddelta, dA, dB, dC, dD, dbias = ss2d_bwd_impl(*saved, ctx.softplus, ctx.idx, states, dout, ctx.d_stride)
-        # gradients in their inputs' layouts (as empty_like), by the tiled copy: what autograd would
-        # otherwise do for leaves with PyTorch's strided copy (eager only; the custom ops keep the
-        # kernel layouts their fake implementations declare)
+        # leaves' gradients in their layouts (as empty_like), by the tiled copy: what autograd would
+        # otherwise do with PyTorch's strided copy (eager only; the custom ops keep the kernel
+        # layouts their fake implementations declare)
         dx, dB, dC = (_restride(g, st) for g, st in zip((dx, dB, dC), ctx.grad_strides))
         return (dx, ddelta, dA, dB, dC, dD, dbias, None, None, None)
 
