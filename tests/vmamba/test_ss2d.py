@@ -280,3 +280,15 @@ def test_vmamba_model_runs_in_channels_last_memory():
     torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-6)
     for a, b in zip((p.grad for p in m.parameters()), g0):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("K,R,D", [(1, 3, 5), (2, 1, 4), (4, 6, 96), (8, 2, 3)])
+def test_block_diagonal_matches_torch_block_diag(K, R, D):
+    """The K-block dt-projection weight: same values and gradient as ``torch.block_diag``."""
+    from vision_ssm.layers.ss2d import _block_diagonal
+
+    w = torch.randn(K, R, D, dtype=torch.float64, requires_grad=True)
+    got, ref = _block_diagonal(w), torch.block_diag(*w)
+    assert got.shape == (K * R, K * D) and torch.equal(got, ref)
+    g = torch.randn_like(ref)
+    assert torch.equal(torch.autograd.grad(got, w, g)[0], torch.autograd.grad(ref, w, g)[0])
