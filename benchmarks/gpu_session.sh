@@ -5,7 +5,8 @@
 #   - runs every GPU test (pytest -m gpu);
 #   - prints the selective-scan / SS2D-core tables and the model throughput table;
 #   - times the models under torch.compile (CUDA graphs);
-#   - profiles a vmamba_tiny_s1l8 training step (eager and compiled) and the scan's host overhead.
+#   - profiles a vmamba_tiny_s1l8 training step (eager and compiled; kernels by launching operator)
+#     and the scan's host overhead.
 # Results go to $OUT (default: runs/gpu_session).
 set -u
 OUT=${OUT:-runs/gpu_session}
@@ -22,6 +23,7 @@ python3 benchmarks/gpu_models.py --models vmamba_tiny_s1l8,mambavision_tiny,conv
   --json "$OUT/models_compiled.json" 2>&1 | tee "$OUT/models_compiled.log" | tail -4
 python3 benchmarks/_profile_model.py vmamba_tiny_s1l8 64 2>&1 | tail -52
 python3 benchmarks/_profile_model.py vmamba_tiny_s1l8 64 default 2>&1 | tail -52
+python3 benchmarks/_step_counts.py 2>&1 | tail -1 > "$OUT/step_counts.json"; head -c 400 "$OUT/step_counts.json"; echo
 python3 benchmarks/_host_overhead.py 64 > "$OUT/host_overhead.log" 2>&1; head -3 "$OUT/host_overhead.log"
 python3 benchmarks/_n1_floor.py 2>&1 | tail -14
 python3 benchmarks/_n1_image.py 2>&1 | tail -13
