@@ -236,30 +236,24 @@ def _image_fwd_kernel(
         accT = tl.zeros([Q * WP, 8], dtype=tl.float32)
     # Direction k's code bits are written inline: shifts and subtraction of constexprs stay
     # compile-time constants (a name assigned in the unrolled loop would become a tensor).
-    if GROUPED:  # row-wise directions, then column-wise ones: each frame's inputs live only in its pass
+    # GROUPED: row-wise directions (pass 0), then column-wise ones (pass 1), so that each frame's
+    # inputs live only in its pass. Otherwise one pass in direction order: a direction's loads can
+    # overlap the previous direction's arithmetic.
+    if ANY_T and not GROUPED:
+        uT = _col_chunks(x_base, offT, h0, wok, H, W, 0.0)
+    for p in tl.static_range(1 + GROUPED):
+        if p == 1:
+            if HAS_D:  # now, so that u is dead during the column pass (acc is scaled by ln 2 below)
+                acc += (Dsum * LOG2E) * u
+            if ANY_T:
+                uT = _col_chunks(x_base, offT, h0, wok, H, W, 0.0)
         for k in tl.static_range(K):
-            if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)) == 0:
-                acc += _row_direction(u, pos, m, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, sd_b, sd_k,
-                                      sd_c, sB_b, sB_k, sC_b, sC_k, (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)),
-                                      HAS_BIAS, SOFTPLUS)
-        if HAS_D:  # now, so that u is dead during the column pass (acc is scaled by ln 2 below)
-            acc += (Dsum * LOG2E) * u
-        if ANY_T:
-            uT = _col_chunks(x_base, offT, h0, wok, H, W, 0.0)
-            for k in tl.static_range(K):
-                if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)):
+            if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)):  # column-wise
+                if p == GROUPED:
                     accT += _col_direction(uT, offT, h0, wok, mT, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr,
                                            bias_ptr, sd_b, sd_k, sd_c, sB_b, sB_k, sC_b, sC_k, H, W, WP,
                                            (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)), HAS_BIAS, SOFTPLUS)
-    else:  # in direction order: a direction's loads can overlap the previous direction's arithmetic
-        if ANY_T:
-            uT = _col_chunks(x_base, offT, h0, wok, H, W, 0.0)
-        for k in tl.static_range(K):
-            if (CODES >> (2 * k)) - 2 * (CODES >> (2 * k + 1)):
-                accT += _col_direction(uT, offT, h0, wok, mT, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr,
-                                       bias_ptr, sd_b, sd_k, sd_c, sB_b, sB_k, sC_b, sC_k, H, W, WP,
-                                       (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)), HAS_BIAS, SOFTPLUS)
-            else:
+            elif p == 0:
                 acc += _row_direction(u, pos, m, k, c, pid_b, Dm, dt_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, sd_b, sd_k,
                                       sd_c, sB_b, sB_k, sC_b, sC_k, (CODES >> (2 * k + 1)) - 2 * (CODES >> (2 * k + 2)),
                                       HAS_BIAS, SOFTPLUS)
