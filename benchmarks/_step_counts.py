@@ -3,13 +3,13 @@
 ``python benchmarks/_step_counts.py [ROOT] [TAG]`` imports ``vision_ssm`` from ``ROOT`` (default:
 this checkout; e.g. an exported older commit, for A/B runs alternating in one session), runs
 bf16-autocast training steps of ``vmamba_tiny_s1l8`` (batch 64, 224 px, AdamW) and inference
-(batch 128), and prints one JSON line: step wall time, kernels per step and their summed GPU time,
+(batch 128), and prints one JSON line: step time (CUDA events around 25 steps, which a host-bound
+step keeps apart by its wall time), kernels per step and their summed GPU time,
 ``cudaLaunchKernel`` calls, the host time of the fused SS2D core, throughputs, the most frequent
 kernels and the kernels of one step counted by the operator that launched them (torch.profiler).
 """
 import json
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,35 +23,15 @@ import torch  # noqa: E402
 import vision_ssm  # noqa: E402
 
 assert vision_ssm.__file__.startswith(root), vision_ssm.__file__
+from gpu_models import _median_ms, train_step  # noqa: E402  (after vision_ssm: ROOT's copy stays)
+
 torch.backends.cudnn.benchmark = True
 torch.manual_seed(0)
 model = timm.create_model("vmamba_tiny_s1l8", num_classes=1000).cuda()
-opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-x = torch.randn(64, 3, 224, 224, device="cuda")
-y = torch.randint(0, 1000, (64,), device="cuda")
+step = train_step(model, 64, 224)
 
 
-def step():
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
-def per_call_s(fn, n: int) -> float:
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t) / n
-
-
-model.train()
-for _ in range(5):
-    step()
-res = {"tag": tag, "train_ms": per_call_s(step, 25) * 1e3}
+res = {"tag": tag, "train_ms": _median_ms(step, 5, 25, windows=1)}
 res["train_img_s"] = 64e3 / res["train_ms"]
 with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as p:
     for _ in range(2):
@@ -94,7 +74,5 @@ def infer():
         model(xi)
 
 
-for _ in range(5):
-    infer()
-res["infer_img_s"] = 128 / per_call_s(infer, 25)
+res["infer_img_s"] = 128e3 / _median_ms(infer, 5, 25, windows=1)
 print(json.dumps(res))
