@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vision_ssm.ops import get_directions  # noqa: E402
-from vision_ssm.ops.triton.functions import ss2d_scan_triton  # noqa: E402
+from vision_ssm.ops.triton.scan import ss2d_scan_triton  # noqa: E402
 
 Bt, Dm, H, W, K, N = 1, 32, 4, 4, 4, 1
 L = H * W

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_scan import bench, channel_last_copies, copy_bandwidth, make_inputs  # noqa: E402
 
 from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
-from vision_ssm.ops.triton._image import image_codes, image_forward  # noqa: E402
+from vision_ssm.ops.triton._image import direction_codes, image_forward  # noqa: E402
 
 
 def kernel_ms(fn, reps=20):
@@ -33,7 +33,7 @@ def run_shape(Bt, K, Dm, L, N, bw):
     xc, dc, Bc, Cc = channel_last_copies(x, d, Bm, Cm)
     H = math.isqrt(L)
     dirs = get_directions("sweep", H, H, K, "cuda")
-    codes = image_codes(dirs.index, H, H)
+    codes = direction_codes(dirs)
     with torch.no_grad():
         y_img = image_forward(x, d, inp["A"], Bm, Cm, inp["D"], inp["bias"], True, codes, H, H)
         y_slab = ss2d_scan(xc, dc, inp["A"], Bc, Cc, inp["D"], inp["bias"], dirs, True, backend="triton")

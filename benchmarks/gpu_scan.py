@@ -170,7 +170,7 @@ def channel_last_copies(x, d, B, C):
 
 def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
     from vision_ssm.ops import get_directions, selective_scan, ss2d_scan
-    from vision_ssm.ops.route import gather_directions, merge
+    from vision_ssm.ops.geometry.route import gather_directions, merge
 
     H = W = int(math.isqrt(L))
     dirs = get_directions("sweep", H, W, K, "cuda")

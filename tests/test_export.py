@@ -39,7 +39,7 @@ def test_torch_export_matches_eager(name):
 def test_export_first_does_not_poison_the_direction_cache():
     """Direction sets first built while ``torch.export`` traces (fake tensors) are cached as real
     tensors: an eager call after the export still works and matches the exported program."""
-    from vision_ssm.ops.scan_orders import _cached
+    from vision_ssm.ops.geometry.directions import _cached
 
     torch.manual_seed(0)
     model = timm.create_model("test_vmamba").eval()
@@ -89,7 +89,7 @@ def test_timm_exportable_flag_selects_a_pure_torch_backend():
     from timm.layers import set_exportable
 
     from vision_ssm.ops import available_backends
-    from vision_ssm.ops._registry import export_mode, resolve_backend_name
+    from vision_ssm.ops.scan.registry import export_mode, resolve_backend_name
 
     cpu = torch.device("cpu")
     assert not export_mode()

@@ -10,6 +10,7 @@ def _info(_: argparse.Namespace) -> int:
 
     import vision_ssm
     from vision_ssm.ops import available_backends, registered_backends
+    from vision_ssm.ops.scan import get_backend_spec
 
     print(f"vision-ssm {vision_ssm.__version__} (torch {torch.__version__})")
     devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
@@ -19,7 +20,9 @@ def _info(_: argparse.Namespace) -> int:
         print(f"  {dev}: {', '.join(available_backends(dev))}")
     missing = [b for b in registered_backends() if b not in available_backends()]
     if missing:
-        print("  not available here: " + ", ".join(missing))
+        print("not available here:")
+        for b in missing:
+            print(f"  {b}: {get_backend_spec(b).unavailable_reason}")
     return 0
 
 

@@ -4,7 +4,7 @@ import pathlib
 import torch
 
 from vision_ssm.ops import DirectionSet, get_directions, scan_order
-from vision_ssm.ops.scan_render import render_directions
+from vision_ssm.viz.scan_orders import render_directions
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "assets" / "scan_orders"
 

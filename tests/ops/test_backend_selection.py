@@ -1,7 +1,8 @@
-"""Backend selection: argument > VISION_SSM_BACKEND > use_backend > automatic; errors; lazy imports."""
+"""Backend selection: argument > use_backend > VISION_SSM_BACKEND > automatic; errors; lazy imports."""
 from __future__ import annotations
 
 import importlib.util
+import platform
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from vision_ssm.ops import (
     selective_scan,
     use_backend,
 )
-from vision_ssm.ops import _registry as reg
+from vision_ssm.ops.scan import registry as reg
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 
@@ -47,14 +48,18 @@ def _scan(**kw):
 
 
 def test_precedence(spies, monkeypatch):
+    """argument > use_backend() > VISION_SSM_BACKEND > automatic: code beats the environment."""
+    monkeypatch.setenv(ENV_VAR, "spy_b")
+    _scan()
+    assert spies[-1] == "spy_b"  # env beats the automatic policy
     with use_backend("spy_a"):
         _scan()
-        assert spies[-1] == "spy_a"  # context
-        monkeypatch.setenv(ENV_VAR, "spy_b")
-        _scan()
-        assert spies[-1] == "spy_b"  # env beats context
-        _scan(backend="spy_a")
-        assert spies[-1] == "spy_a"  # argument beats env
+        assert spies[-1] == "spy_a"  # context beats env
+        _scan(backend="spy_b")
+        assert spies[-1] == "spy_b"  # argument beats context
+        with use_backend(None):
+            _scan()
+            assert spies[-1] == "spy_b"  # use_backend(None) hands the choice back to env / automatic
     monkeypatch.delenv(ENV_VAR)
     with use_backend("spy_b"), use_backend("spy_a"):
         _scan()
@@ -124,3 +129,33 @@ def test_numba_is_imported_lazily():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_unavailable_reason_is_reported(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    spec = BackendSpec(name="ghost2", target="x:y", devices=("cpu",), reason_target="platform:system")
+    register_backend(spec)
+    try:
+        assert spec.unavailable_reason == platform.system()  # the probe's message, verbatim
+        with pytest.raises(RuntimeError, match=f"'ghost2' is not available: {platform.system()}$"):
+            _scan(backend="ghost2")
+    finally:
+        reg._BACKENDS.pop("ghost2")
+
+
+def test_installed_but_unusable_backend_warns_once_in_auto_mode(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    spec = BackendSpec(name="ghost3", target="x:y", devices=("cpu",), priority={"cpu": 10_000},
+                       reason_target="platform:system", intent_module="json")
+    register_backend(spec)
+    try:
+        with pytest.warns(RuntimeWarning, match="'ghost3' is installed but cannot run"):
+            assert reg.resolve_backend_name(torch.device("cpu")) == available_backends("cpu")[0]
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            reg.resolve_backend_name(torch.device("cpu"))  # once only
+    finally:
+        reg._BACKENDS.pop("ghost3")
+        reg._WARNED.discard("ghost3")

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from selective_scan_cases import Case, check_against_reference
 
-from vision_ssm.ops import mamba_ssm_adapter, selective_scan_reference
+from vision_ssm.ops import selective_scan_reference
+from vision_ssm.ops.mamba_ssm import scan as mamba_ssm_adapter
 
 
 class FakeExt:
@@ -103,3 +104,35 @@ def test_mixed_b_c_layouts_are_matched_for_the_kernel(monkeypatch):
         want = torch.autograd.grad(ref, (u, B, C), go)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+class _NoEntryPoints:
+    pass
+
+
+class _Raising:
+    @staticmethod
+    def fwd(*args):
+        raise RuntimeError("selective_scan_cuda is not installed")
+
+    bwd = fwd
+
+
+def _missing():
+    raise ImportError("No module named 'selective_scan_cuda'")
+
+
+def test_probe_reports_why_the_compiled_scan_cannot_run(monkeypatch):
+    """mamba-ssm's main branch imports without its Mamba-1 scan (MAMBA_KEEP_CUDA_BUILD): caught at probe time."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(mamba_ssm_adapter, "_ext", _missing)
+    assert "MAMBA_KEEP_CUDA_BUILD=TRUE" in mamba_ssm_adapter.probe("cpu")
+    monkeypatch.setattr(mamba_ssm_adapter, "_ext", lambda: _NoEntryPoints)
+    assert "no fwd/bwd entry points" in mamba_ssm_adapter.probe("cpu")
+    monkeypatch.setattr(mamba_ssm_adapter, "_ext", lambda: _Raising)
+    reason = mamba_ssm_adapter.probe("cpu")
+    assert "failed on this GPU" in reason and "MAMBA_KEEP_CUDA_BUILD=TRUE" in reason
+    monkeypatch.setattr(mamba_ssm_adapter, "_ext", lambda: FakeExt)
+    assert mamba_ssm_adapter.probe("cpu") is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert mamba_ssm_adapter.probe("cpu") == "no CUDA device"

@@ -24,7 +24,7 @@ def _inputs(Bt=2, Dm=4, L=70, N=3, G=2, const=False, opts=True, seed=0):
 def test_numba_custom_ops_opcheck(const, opts):
     from torch.library import opcheck
 
-    import vision_ssm.ops.numba_ops  # noqa: F401  (registers the ops; the backend does on first use)
+    import vision_ssm.ops.numba.custom_ops  # noqa: F401  (registers the ops; the backend does on first use)
 
     args = _inputs(const=const, opts=opts)
     opcheck(torch.ops.vision_ssm.numba_scan_fwd.default, (*args, opts))

@@ -12,7 +12,7 @@ from vision_ssm.ops import (
     route,
     supported_directions,
 )
-from vision_ssm.ops.route import scatter_directions
+from vision_ssm.ops.geometry.route import scatter_directions
 
 CASES = [(f, k) for f in FAMILIES for k in supported_directions(f)]
 
@@ -155,7 +155,7 @@ def test_torch_compile_fullgraph():
 @pytest.mark.parametrize("family,K", [("sweep", 1), ("hilbert", 8), ("quadsnake", 4)])
 def test_merge_paths_agree(family, K):
     """The index_add_ path (CPU) and the gather path (other devices) give the same merge."""
-    from vision_ssm.ops.route import _merge_impl
+    from vision_ssm.ops.geometry.route import _merge_impl
 
     dirs = get_directions(family, 5, 6, K)
     y = torch.randint(-9, 9, (2, K, 3, 30)).double()

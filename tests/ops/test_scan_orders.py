@@ -17,8 +17,8 @@ from vision_ssm.ops import (
     scan_order,
     supported_directions,
 )
-from vision_ssm.ops.scan_curves import enclosing_bits
-from vision_ssm.ops.scan_orders import oriented_positions
+from vision_ssm.ops.geometry.curves import enclosing_bits
+from vision_ssm.ops.geometry.orders import oriented_positions
 
 CASES = [(f, k) for f in FAMILIES for k in supported_directions(f)]
 SIZES = [(1, 1), (1, 5), (5, 1), (2, 3), (3, 5), (5, 3), (4, 4), (6, 10), (7, 7), (8, 8), (9, 16), (16, 9)]
@@ -232,3 +232,41 @@ def test_cache_is_per_device():
     assert meta is not cpu and meta.index.device.type == "meta" and meta.inverse.device.type == "meta"
     assert get_directions("zigzag", 5, 9, 4, torch.device("meta")) is meta
     assert cpu.to("meta") is meta and meta.to("cpu") is cpu and meta == cpu
+
+
+@pytest.mark.parametrize("family,K", CASES)
+def test_walks_describe_the_index(family, K):
+    """Every built-in set carries the walk of each direction, and the walks regenerate its index."""
+    from vision_ssm.ops.geometry.orders import walk_order
+
+    for H, W in [(1, 5), (3, 5), (8, 8), (9, 16)]:
+        dirs = get_directions(family, H, W, K)
+        assert dirs.walks is not None and len(dirs.walks) == K
+        for walk, row in zip(dirs.walks, dirs.index):
+            assert torch.equal(walk_order(walk, H, W), row), (family, K, H, W, walk)
+
+
+def test_walk_flags_of_the_cross_scan():
+    walks = get_directions("sweep", 4, 6, 4).walks
+    assert [w.raster for w in walks] == [True] * 4
+    assert [(w.column_major, w.reversed) for w in walks] == [(False, False), (True, False), (False, True), (True, True)]
+    assert not any(w.raster for w in get_directions("hilbert", 4, 4, 2).walks)
+
+
+def test_custom_set_walks_are_checked():
+    dirs = get_directions("sweep", 3, 4, 2)
+    custom = DirectionSet.from_index(dirs.index, 3, 4, walks=dirs.walks)
+    assert custom.walks == dirs.walks
+    assert DirectionSet.from_index(dirs.index, 3, 4).walks is None
+    with pytest.raises(ValueError, match="walks do not describe"):
+        DirectionSet.from_index(dirs.index.flip(0), 3, 4, walks=dirs.walks)
+
+
+def test_index_as_is_cached_per_device_and_dtype():
+    dirs = get_directions("zorder", 4, 4, 4)
+    i32 = dirs.index_as("cpu")
+    assert i32.dtype == torch.int32 and torch.equal(i32.long(), dirs.index)
+    assert dirs.index_as("cpu") is i32
+    with torch.inference_mode():
+        i64 = dirs.index_as("cpu", torch.int64)
+    assert not i64.is_inference()

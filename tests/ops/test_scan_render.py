@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vision_ssm.ops import get_directions
-from vision_ssm.ops.scan_render import render_directions, render_scan_order
+from vision_ssm.viz.scan_orders import render_directions, render_scan_order
 
 PIL = pytest.importorskip("PIL")
 

@@ -8,7 +8,7 @@ import torch
 from selective_scan_cases import Case, check_against_reference, make_inputs, run
 
 from vision_ssm.ops import available_backends, selective_scan, selective_scan_reference
-from vision_ssm.ops import chunked as chunked_mod
+from vision_ssm.ops.chunked import scan as chunked_mod
 
 CPU_BACKENDS = [b for b in available_backends("cpu") if b != "reference"]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -75,10 +75,10 @@ def test_chunked_chunk_sizes(chunk):
 @pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba not installed")
 @pytest.mark.parametrize("chunk", [1, 5])
 def test_numba_chunk_sizes(monkeypatch, chunk):
-    from vision_ssm.ops import numba_scan
+    from vision_ssm.ops.numba import core, selective_scan_numba
 
-    monkeypatch.setattr(numba_scan, "CHUNK", chunk)
-    check_against_reference(numba_scan.selective_scan_numba, Case(L=23, N=3, G=2), torch.float64)
+    monkeypatch.setattr(core, "CHUNK", chunk)
+    check_against_reference(selective_scan_numba, Case(L=23, N=3, G=2), torch.float64)
 
 
 def _broken_carry(P, h_loc):
@@ -156,10 +156,10 @@ def test_strong_decay_stays_finite(backend):
 @pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba not installed")
 def test_numba_unfused_softplus_path(monkeypatch):
     """The PyTorch-prologue variant (FUSE_SOFTPLUS=False) gives the same results."""
-    from vision_ssm.ops import numba_scan
+    from vision_ssm.ops.numba import scan
 
-    monkeypatch.setattr(numba_scan, "FUSE_SOFTPLUS", False)
-    check_against_reference(numba_scan.selective_scan_numba, Case(L=40, N=4, G=2), torch.float32)
+    monkeypatch.setattr(scan, "FUSE_SOFTPLUS", False)
+    check_against_reference(scan.selective_scan_numba, Case(L=40, N=4, G=2), torch.float32)
 
 
 @pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba not installed")

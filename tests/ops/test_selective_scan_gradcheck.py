@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from selective_scan_cases import Case, check_against_reference, make_inputs
 
 from vision_ssm.ops import available_backends, selective_scan
-from vision_ssm.ops.chunked import selective_scan_chunked
+from vision_ssm.ops.chunked.scan import selective_scan_chunked
 
 CPU_BACKENDS = [b for b in available_backends("cpu") if b != "reference"]
 
@@ -18,10 +18,10 @@ CPU_BACKENDS = [b for b in available_backends("cpu") if b != "reference"]
 def _small_chunks(backend, monkeypatch):
     """Force several chunks (with a ragged tail) on tiny sequences."""
     if backend == "numba":
-        from vision_ssm.ops import numba_scan
+        from vision_ssm.ops.numba import core, selective_scan_numba
 
-        monkeypatch.setattr(numba_scan, "CHUNK", 4)
-        return numba_scan.selective_scan_numba
+        monkeypatch.setattr(core, "CHUNK", 4)
+        return selective_scan_numba
     return functools.partial(selective_scan_chunked, chunk_size=4)
 
 

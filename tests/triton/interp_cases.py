@@ -14,9 +14,9 @@ import torch
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through tests/triton/test_triton_interpreter.py"
 
 from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
-from vision_ssm.ops.reference import selective_scan_reference  # noqa: E402
+from vision_ssm.ops.scan.reference import selective_scan_reference  # noqa: E402
 from vision_ssm.ops.triton._launch import config_override  # noqa: E402
-from vision_ssm.ops.triton.functions import selective_scan_triton, ss2d_scan_triton  # noqa: E402
+from vision_ssm.ops.triton.scan import selective_scan_triton, ss2d_scan_triton  # noqa: E402
 
 TOL = {torch.float32: (6e-4, 2e-3), torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
 
@@ -221,7 +221,7 @@ def test_interp_torch_compile_fullgraph_matches_eager(ksplit):
 def test_interp_ss2d_layer_compiles_with_triton_backend(monkeypatch):
     """A whole SS2D layer (projections, conv, norm, gate) on the triton backend compiles into one graph."""
     from vision_ssm.layers import SS2D
-    from vision_ssm.ops._registry import get_backend_spec
+    from vision_ssm.ops.scan.registry import get_backend_spec
 
     spec = get_backend_spec("triton")  # run it on CPU through the interpreter
     monkeypatch.setattr(spec, "devices", ("cuda", "cpu"))
@@ -248,7 +248,7 @@ def test_interp_torch_export_keeps_the_custom_op(monkeypatch):
     """``torch.export`` of an SS2D layer on the triton backend: the scan is one ``vision_ssm::ss2d_fwd``
     node of the exported graph, and the exported program reproduces the eager output."""
     from vision_ssm.layers import SS2D
-    from vision_ssm.ops._registry import get_backend_spec
+    from vision_ssm.ops.scan.registry import get_backend_spec
 
     spec = get_backend_spec("triton")
     monkeypatch.setattr(spec, "devices", ("cuda", "cpu"))

@@ -13,10 +13,10 @@ import torch
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through tests/triton/test_triton_interpreter.py"
 
-from vision_ssm.ops import DirectionSet, get_directions, ss2d_scan  # noqa: E402
-from vision_ssm.ops.triton._image import direction_codes, image_codes, image_plan  # noqa: E402
+from vision_ssm.ops import DirectionSet, Walk, get_directions, ss2d_scan  # noqa: E402
+from vision_ssm.ops.triton._image import direction_codes, image_plan  # noqa: E402
 from vision_ssm.ops.triton._launch import config_override  # noqa: E402
-from vision_ssm.ops.triton.functions import ss2d_scan_triton  # noqa: E402
+from vision_ssm.ops.triton.scan import ss2d_scan_triton  # noqa: E402
 
 TOL = {torch.float32: (6e-4, 2e-3), torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
 
@@ -31,7 +31,8 @@ def _walks(H: int, W: int) -> list[torch.Tensor]:
 def _dirs(H, W, spec) -> DirectionSet:
     if isinstance(spec, int):
         return get_directions("sweep", H, W, spec, "cpu")
-    return DirectionSet.from_index(torch.stack([_walks(H, W)[c] for c in spec]), H, W)
+    codes = [Walk("sweep", ("identity", "transpose")[c & 1], bool(c & 2)) for c in spec]
+    return DirectionSet.from_index(torch.stack([_walks(H, W)[c] for c in spec]), H, W, walks=codes)
 
 
 def _inputs(Bt, Dm, H, W, K, dtype, seed=0):
@@ -83,15 +84,15 @@ def test_interp_image_forward_matches_reference(H, W, spec, dtype, softplus, use
 def test_interp_image_codes_recognise_raster_walks_only():
     H, W = 9, 10
     walks = _walks(H, W)
-    assert image_codes(torch.stack(walks), H, W) == 0 + (1 << 2) + (2 << 4) + (3 << 6)
+    custom = DirectionSet.from_index(torch.stack(walks), H, W)  # the same walks, given as a bare index
+    assert direction_codes(get_directions("sweep", H, W, 4, "cpu").to("cpu")) == 0 + (1 << 2) + (2 << 4) + (3 << 6)
+    assert direction_codes(custom) is None  # custom sets carry no walk description
     assert direction_codes(get_directions("sweep", H, W, 4, "cpu")) == 0b11100100
     assert direction_codes(get_directions("sweep", H, W, 8, "cpu")) is None  # rotated orientations
     for family in ("snake", "hilbert", "zorder"):
         assert direction_codes(get_directions(family, H, W, 2, "cpu")) is None, family
     assert direction_codes(get_directions("sweep", 7, W, 4, "cpu")) is None  # below one 8-pixel column chunk
     assert direction_codes(get_directions("sweep", 128, 128, 4, "cpu")) is None  # beyond one program's tile
-    shifted = walks[0].roll(1)
-    assert image_codes(torch.stack([walks[0], shifted]), H, W) is None
 
 
 def test_interp_image_plan_conditions():

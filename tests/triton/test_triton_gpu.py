@@ -107,7 +107,7 @@ def test_inference_mode_then_training():
 
 def test_backend_auto_selects_triton_on_cuda():
     from vision_ssm.ops import available_backends
-    from vision_ssm.ops._registry import resolve_backend_name
+    from vision_ssm.ops.scan.registry import resolve_backend_name
 
     assert available_backends("cuda")[0] == "triton"
     assert resolve_backend_name(torch.device("cuda")) == "triton"

@@ -31,10 +31,10 @@ def test_triton_kernels_under_interpreter():
 
 
 def test_triton_backend_registered_for_cuda_only():
-    spec = ops._registry.get_backend_spec("triton")
+    spec = ops.scan.registry.get_backend_spec("triton")
     assert spec.devices == ("cuda",)
-    assert spec.priority["cuda"] > ops._registry.get_backend_spec("mamba_ssm").priority["cuda"]
-    assert spec.ss2d_target == "vision_ssm.ops.triton.functions:ss2d_scan_triton"
+    assert spec.priority["cuda"] > ops.scan.registry.get_backend_spec("mamba_ssm").priority["cuda"]
+    assert spec.ss2d_target == "vision_ssm.ops.triton:ss2d_scan_triton"
 
 
 def test_import_never_loads_the_triton_backend():
@@ -109,7 +109,7 @@ def test_ddelta_strides_match_empty_like(case):
     pytest.importorskip("triton")
     import torch
 
-    from vision_ssm.ops.triton.functions import ddelta_stride
+    from vision_ssm.ops.triton.scan import ddelta_stride
 
     t = _layouts()[case]
     assert ddelta_stride(t) == torch.empty_like(t, device="meta").stride()

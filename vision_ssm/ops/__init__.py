@@ -1,52 +1,70 @@
-"""Floor 1: pure tensor ops (no parameters). Selective scan with backends, scan orders, route/merge."""
-from ._registry import (
-    ENV_VAR,
-    BackendSpec,
-    available_backends,
-    register_backend,
-    registered_backends,
-    use_backend,
-)
-from .backends import register_builtin_backends
-from .reference import selective_scan_reference
-from .route import gather_directions, merge, route, scatter_directions
-from .scan_orders import (
+"""Floor 1: pure tensor ops (no parameters).
+
+Sub-packages (see ``docs/architecture.md``):
+
+- :mod:`.scan`: :func:`selective_scan` (one entry, mamba-ssm's signature), :func:`ss2d_scan`, the
+  backend registry and its typed contract, the reference loop.
+- :mod:`.geometry`: scan curves, scan orders, direction sets, route/merge.
+- One package per backend: :mod:`.chunked`, :mod:`.numba`, :mod:`.triton`, :mod:`.mamba_ssm`
+  (imported lazily, when selected).
+"""
+from .geometry import (
     FAMILIES,
     DirectionSet,
     DirectionSpec,
+    Walk,
     canonical_family,
+    gather_directions,
     get_directions,
+    merge,
     resolve_directions,
+    route,
     scan_directions,
     scan_order,
+    scatter_directions,
     supported_directions,
 )
-from .selective_scan import selective_scan
-from .ss2d_scan import ss2d_scan
+from .scan import (
+    ENV_VAR,
+    BackendSpec,
+    ScanFn,
+    SS2DScanFn,
+    available_backends,
+    register_backend,
+    register_builtin_backends,
+    registered_backends,
+    selective_scan,
+    selective_scan_reference,
+    ss2d_scan,
+    use_backend,
+)
 
 register_builtin_backends()
 
 __all__ = [
     "ENV_VAR",
+    "FAMILIES",
+    "BackendSpec",
     "DirectionSet",
     "DirectionSpec",
-    "FAMILIES",
+    "SS2DScanFn",
+    "ScanFn",
+    "Walk",
+    "available_backends",
     "canonical_family",
-    "resolve_directions",
-    "supported_directions",
+    "gather_directions",
     "get_directions",
     "merge",
+    "register_backend",
+    "registered_backends",
+    "resolve_directions",
     "route",
     "scan_directions",
     "scan_order",
-    "BackendSpec",
-    "available_backends",
-    "register_backend",
-    "registered_backends",
+    "scatter_directions",
     "selective_scan",
     "selective_scan_reference",
     "ss2d_scan",
-    "gather_directions",
-    "scatter_directions",
+    "supported_directions",
     "use_backend",
 ]

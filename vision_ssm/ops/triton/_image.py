@@ -35,15 +35,12 @@ Tensor layouts (logical shapes; unit pixel stride, other strides in elements):
 """
 from __future__ import annotations
 
-import functools
-import weakref
-
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..scan_orders import DirectionSet
+from ..geometry import DirectionSet
 from ._fwd import LN2, LOG2E, _combine, _log2
 from ._launch import _I32_MAX, _OVERRIDE, offset_span
 
@@ -265,46 +262,20 @@ def _image_fwd_kernel(
     tl.store(out_ptr + pid_b * so_b + c * so_c + pos, acc.to(out_ptr.dtype.element_ty), mask=m)
 
 
-@functools.lru_cache(maxsize=16)
-def _raster_walks(H: int, W: int) -> dict[tuple[int, ...], int]:
-    """The four raster walks of an H×W grid as index tuples → their code (bit 0: column-major,
-    bit 1: reversed)."""
-    row = torch.arange(H * W)
-    col = row.view(H, W).t().reshape(-1)
-    return {tuple(row.tolist()): 0, tuple(col.tolist()): 1, tuple(row.flip(0).tolist()): 2,
-            tuple(col.flip(0).tolist()): 3}
-
-
-def image_codes(index: Tensor, H: int, W: int) -> int | None:
-    """The direction codes of the whole-image kernel for a ``(K, H*W)`` direction index (2 bits
-    per direction, direction ``k`` at bits ``2k``), or ``None`` if some direction is not a raster
-    walk, ``K > 8``, ``H < 8`` (the column frame's chunks are 8 pixels) or the padded image is
-    larger than :data:`MAX_TILE` pixels."""
-    K = index.shape[0]
-    if triton.next_power_of_2(H) * triton.next_power_of_2(W) > MAX_TILE or H < 8 or K > 8:
-        return None
-    walks = _raster_walks(H, W)
-    codes = 0
-    for k, order in enumerate(index.cpu().tolist()):
-        code = walks.get(tuple(order))
-        if code is None:
-            return None
-        codes |= code << (2 * k)
-    return codes
-
-
-# DirectionSet -> codes (DirectionSets are cached value objects, so this is computed once per set)
-_CODES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_NONE = -1
-
-
 def direction_codes(dirs: DirectionSet) -> int | None:
-    """:func:`image_codes` of a direction set, cached per set."""
-    codes = _CODES.get(dirs)
-    if codes is None:
-        codes = image_codes(dirs.index, dirs.H, dirs.W)
-        _CODES[dirs] = _NONE if codes is None else codes
-    return None if codes == _NONE else codes
+    """The direction codes of the whole-image kernel (2 bits per direction, direction ``k`` at bits
+    ``2k``; bit 0: column-major, bit 1: reversed), read from the set's :attr:`~DirectionSet.walks`,
+    or ``None`` if some direction is not a raster walk (or the set is custom), ``K > 8``, ``H < 8``
+    (the column frame's chunks are 8 pixels) or the padded image is larger than :data:`MAX_TILE`."""
+    H, W, K = dirs.H, dirs.W, dirs.K
+    if dirs.walks is None or triton.next_power_of_2(H) * triton.next_power_of_2(W) > MAX_TILE or H < 8 or K > 8:
+        return None
+    codes = 0
+    for k, walk in enumerate(dirs.walks):
+        if not walk.raster:
+            return None
+        codes |= (int(walk.column_major) | (int(walk.reversed) << 1)) << (2 * k)
+    return codes
 
 
 def image_plan(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, dirs: DirectionSet) -> int | None:

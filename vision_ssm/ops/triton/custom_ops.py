@@ -28,7 +28,7 @@ import triton
 from torch import Tensor
 
 from ._launch import _group_size, pick_config
-from .functions import (
+from .scan import (
     ddelta_stride,
     kernel_layout,
     scan_bwd_impl,

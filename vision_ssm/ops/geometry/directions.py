@@ -1,29 +1,11 @@
-"""Scan orders and direction sets: which pixel each of the K scans of a 2-D map reads at each step.
+"""Direction sets: the K scan orders of a block over one H×W grid, described once, used end to end.
 
-A *scan order* is a permutation of the ``L = H*W`` raster positions: ``order[t]`` is the raster index
-``h*W + w`` read at step ``t``. A *direction set* stacks K such orders, ``index (K, L)``, together
-with their inverses; :func:`vision_ssm.ops.route` / :func:`vision_ssm.ops.merge` move a map into and
-out of the K scan sequences.
-
-Direction composition (MambaAD ``SS2D.forward_core``; ``blocks.md`` §2.3): the base curve of the
-family is applied to four orientations of the map, each generated on the oriented grid's own shape
-(so non-square maps work):
-
-===  ===========================  =============================================
-k    orientation                  oriented pixel ``[i, j]`` is original pixel
-===  ===========================  =============================================
-o0   identity (H×W)               ``[i, j]``
-o1   transpose (W×H)              ``[j, i]``
-o2   ``rot90(k=1)`` (W×H)         ``[j, W-1-i]``
-o3   ``rot90(k=1)`` transposed    ``[i, W-1-j]`` (a horizontal flip)
-===  ===========================  =============================================
-
-and the stacked directions are ``K=1: [o0]``, ``K=2: [o0, rev o0]``, ``K=4: [o0, o1, rev o0, rev o1]``,
-``K=8: [o0, o1, o2, o3, rev o0, rev o1, rev o2, rev o3]`` (``rev`` = full sequence reversal).
-``sweep`` with K=4 is VMamba's cross-scan (row-major, column-major, both reversed).
-
-``quadsnake`` is MambaAlign's QuadSnake (``blocks.md`` §2.5) and does not use that composition:
-its K=4 routes are ``[snake, rev snake, diagsnake, rev diagsnake]``.
+A :class:`DirectionSet` is what every 2-D scan consumer reads: the route/merge ops read its
+``index``/``inverse``, fused kernels read its cached int32 index (:meth:`DirectionSet.index_as`)
+and, for built-in families, the semantic :class:`~vision_ssm.ops.geometry.orders.Walk` of each
+direction (curve, orientation, reversal) instead of re-deriving them from the index.
+:class:`DirectionSpec` is the size-independent ``(family, K)`` a block stores; blocks call
+:func:`resolve_directions` once per forward with whatever they were configured with.
 """
 from __future__ import annotations
 
@@ -34,127 +16,17 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import _disable_current_modes
 
-from .scan_curves import CURVE_FAMILIES
+from .orders import (
+    FAMILIES,
+    Walk,
+    canonical_family,
+    direction_walks,
+    scan_directions,
+    supported_directions,
+    walk_order,
+)
 
-__all__ = [
-    "FAMILIES",
-    "FAMILY_ALIASES",
-    "DirectionSet",
-    "DirectionSpec",
-    "canonical_family",
-    "get_directions",
-    "oriented_positions",
-    "resolve_directions",
-    "scan_directions",
-    "scan_order",
-    "supported_directions",
-]
-
-#: Canonical family names.
-FAMILIES: tuple[str, ...] = ("sweep", "snake", "zorder", "zigzag", "hilbert", "diagsnake", "quadsnake")
-#: Accepted alternative names (MambaAD calls the snake ``scan``).
-FAMILY_ALIASES: dict[str, str] = {"scan": "snake", "raster": "sweep", "boustrophedon": "snake", "morton": "zorder"}
-
-_COMPOSED_K = (1, 2, 4, 8)
-_QUADSNAKE_K = (1, 2, 4)
-ORIENTATIONS: tuple[str, ...] = ("identity", "transpose", "rot90", "rot90_transpose")
-
-
-def canonical_family(family: str) -> str:
-    """Canonical name of a scan family (resolves aliases such as ``"scan"`` → ``"snake"``).
-
-    Raises:
-        ValueError: unknown family.
-    """
-    name = str(family).lower()
-    name = FAMILY_ALIASES.get(name, name)
-    if name not in FAMILIES:
-        known = ", ".join(FAMILIES + tuple(FAMILY_ALIASES))
-        raise ValueError(f"unknown scan family {family!r}; known: {known}")
-    return name
-
-
-def supported_directions(family: str) -> tuple[int, ...]:
-    """The numbers of directions ``K`` a family can be stacked into."""
-    return _QUADSNAKE_K if canonical_family(family) == "quadsnake" else _COMPOSED_K
-
-
-def scan_order(family: str, H: int, W: int) -> Tensor:
-    """Base scan order of a family on an H×W grid.
-
-    Args:
-        family: One of :data:`FAMILIES` or an alias (``"scan"`` = ``"snake"``).
-        H: Grid height (``>= 1``).
-        W: Grid width (``>= 1``).
-
-    Returns:
-        ``(H*W,)`` int64 CPU tensor; entry ``t`` is the raster index ``h*W + w`` visited at step
-        ``t``. For ``quadsnake`` this is its route 0 (the row serpentine).
-    """
-    fam = canonical_family(family)
-    if fam == "quadsnake":
-        fam = "snake"
-    return CURVE_FAMILIES[fam](int(H), int(W))
-
-
-def oriented_positions(H: int, W: int, orientation: str) -> Tensor:
-    """Original raster index of every pixel of an oriented view of an H×W map.
-
-    Args:
-        H: Height of the original map.
-        W: Width of the original map.
-        orientation: ``"identity"``, ``"transpose"``, ``"rot90"`` (``torch.rot90(k=1)`` over
-            (H, W)) or ``"rot90_transpose"``.
-
-    Returns:
-        ``(H', W')`` int64 tensor (``(H, W)`` or ``(W, H)``) whose entry ``[i, j]`` is the raster
-        index in the original map of the oriented map's pixel ``[i, j]``.
-    """
-    grid = torch.arange(H * W, dtype=torch.int64).view(H, W)
-    if orientation == "identity":
-        return grid
-    if orientation == "transpose":
-        return grid.t()
-    if orientation == "rot90":
-        return torch.rot90(grid, 1, (0, 1))
-    if orientation == "rot90_transpose":
-        return torch.rot90(grid, 1, (0, 1)).t()
-    raise ValueError(f"unknown orientation {orientation!r}; known: {ORIENTATIONS}")
-
-
-def _oriented_order(family: str, H: int, W: int, orientation: str) -> Tensor:
-    pos = oriented_positions(H, W, orientation)
-    return pos.reshape(-1)[scan_order(family, pos.shape[0], pos.shape[1])]
-
-
-def scan_directions(family: str, H: int, W: int, num_directions: int) -> Tensor:
-    """The K visit orders of a direction set, in MambaAD's direction order.
-
-    Args:
-        family: Scan family or alias.
-        H: Grid height.
-        W: Grid width.
-        num_directions: K; 1, 2, 4 or 8 (``quadsnake``: 1, 2 or 4).
-
-    Returns:
-        ``(K, H*W)`` int64 CPU tensor; row ``k`` is the visit order of direction ``k`` (raster
-        indices of the original map). ``sweep``/4 is VMamba's cross-scan.
-    """
-    fam = canonical_family(family)
-    K = int(num_directions)
-    if K not in supported_directions(fam):
-        raise ValueError(f"scan family {fam!r} supports num_directions in {supported_directions(fam)}, got {K}")
-    H, W = int(H), int(W)
-    if fam == "quadsnake":
-        snake = scan_order("snake", H, W)
-        diag = scan_order("diagsnake", H, W)
-        routes = {1: [snake], 2: [snake, snake.flip(0)], 4: [snake, snake.flip(0), diag, diag.flip(0)]}[K]
-        return torch.stack(routes)
-    n_base = {1: 1, 2: 1, 4: 2, 8: 4}[K]
-    base = [_oriented_order(fam, H, W, o) for o in ORIENTATIONS[:n_base]]
-    if K == 1:
-        return torch.stack(base)
-    return torch.stack(base + [b.flip(0) for b in base])
+__all__ = ["DirectionSet", "DirectionSpec", "get_directions", "resolve_directions"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,6 +42,7 @@ class DirectionSet:
             at step ``t`` of direction ``k``.
         inverse: ``(K, H*W)`` int64; ``inverse[k, p]`` is the step at which direction ``k``
             visits raster position ``p`` (``inverse[k, index[k, t]] == t``).
+        walks: For built-in families, how each direction walks the grid (``None`` for custom sets).
     """
 
     name: str
@@ -178,6 +51,22 @@ class DirectionSet:
     W: int
     index: Tensor = field(repr=False)
     inverse: Tensor = field(repr=False)
+    walks: tuple[Walk, ...] | None = field(default=None, repr=False)
+    _as: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def index_as(self, device: torch.device | str, dtype: torch.dtype = torch.int32) -> Tensor:
+        """``index`` on ``device`` as ``dtype`` (kernels use int32), built once per set, device and dtype.
+
+        The cached tensor is an ordinary tensor even when first asked for under
+        ``torch.inference_mode()``.
+        """
+        key = (str(torch.device(device)), dtype)
+        t = self._as.get(key)
+        if t is None:
+            with torch.inference_mode(False):
+                t = self.index.to(device=device, dtype=dtype).clone()
+            self._as[key] = t
+        return t
 
     @property
     def K(self) -> int:
@@ -206,10 +95,13 @@ class DirectionSet:
             return self
         if self.family in FAMILIES:
             return _cached(self.family, self.H, self.W, self.K, dev)
-        return DirectionSet(self.name, self.family, self.H, self.W, self.index.to(dev), self.inverse.to(dev))
+        idx, inv = self.index.to(dev), self.inverse.to(dev)
+        return DirectionSet(self.name, self.family, self.H, self.W, idx, inv, self.walks)
 
     @classmethod
-    def from_index(cls, index: Tensor, H: int, W: int, name: str = "custom") -> DirectionSet:
+    def from_index(
+        cls, index: Tensor, H: int, W: int, name: str = "custom", walks: tuple[Walk, ...] | None = None
+    ) -> DirectionSet:
         """A custom direction set from explicit visit orders.
 
         Args:
@@ -217,9 +109,10 @@ class DirectionSet:
             H: Grid height.
             W: Grid width.
             name: Name of the set.
+            walks: Optional :class:`Walk` of every row (then kernels may use it); checked against ``index``.
 
         Raises:
-            ValueError: a row is not a permutation of ``0..H*W-1``.
+            ValueError: a row is not a permutation of ``0..H*W-1``, or ``walks`` does not describe ``index``.
         """
         index = torch.as_tensor(index, dtype=torch.int64)
         if index.dim() == 1:
@@ -230,7 +123,13 @@ class DirectionSet:
         ref = torch.arange(L, device=index.device).expand_as(index)
         if not torch.equal(index.sort(dim=1).values, ref):
             raise ValueError("every row of index must be a permutation of 0..H*W-1")
-        return cls(name, "custom", int(H), int(W), index.contiguous(), torch.argsort(index, dim=1))
+        if walks is not None:
+            walks = tuple(Walk(*w) for w in walks)
+            if len(walks) != index.shape[0] or any(
+                not torch.equal(walk_order(w, int(H), int(W)).to(index.device), row) for w, row in zip(walks, index)
+            ):
+                raise ValueError("walks do not describe the rows of index")
+        return cls(name, "custom", int(H), int(W), index.contiguous(), torch.argsort(index, dim=1), walks)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DirectionSet):
@@ -325,9 +224,9 @@ def _build(family: str, H: int, W: int, K: int, device: str) -> DirectionSet:
     if device == "cpu":
         idx = scan_directions(family, H, W, K).contiguous()
         inv = torch.argsort(idx, dim=1)
-        return DirectionSet(f"{family}-{K}", family, H, W, idx, inv)
+        return DirectionSet(f"{family}-{K}", family, H, W, idx, inv, direction_walks(family, K))
     cpu = _build(family, H, W, K, "cpu") if torch.compiler.is_dynamo_compiling() else _cached(family, H, W, K, "cpu")
-    return DirectionSet(cpu.name, family, H, W, cpu.index.to(device), cpu.inverse.to(device))
+    return DirectionSet(cpu.name, family, H, W, cpu.index.to(device), cpu.inverse.to(device), cpu.walks)
 
 
 def get_directions(

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._registry import backend_for_call
-from .route import gather_directions, merge
-from .scan_orders import DirectionSet
-from .selective_scan import selective_scan
+from ..geometry import DirectionSet, gather_directions, merge
+from .api import selective_scan
+from .registry import backend_for_call
 
 
 def ss2d_scan(

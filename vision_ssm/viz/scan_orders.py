@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .scan_orders import DirectionSet, get_directions
+from ..ops import DirectionSet, get_directions
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._registry import backend_for_call
+from .registry import backend_for_call
 
 # float64 is accepted as an extension (math then runs in float64; used by gradcheck tests).
 _FLOAT_TYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -71,8 +71,8 @@ def selective_scan(
         return_last_state: Also return the last state ``(B, D, N)`` (fp32). As in mamba-ssm,
             its gradient is not propagated by the fused backends.
         backend: Force a backend (``"reference"``, ``"chunked"``, ``"numba"``, ``"triton"``,
-            ``"mamba_ssm"``, ...). Default: ``VISION_SSM_BACKEND``, then
-            :func:`use_backend`, then the best available for the device (CPU: ``numba`` if
+            ``"mamba_ssm"``, ...). Default: the innermost :func:`use_backend`, then
+            ``VISION_SSM_BACKEND``, then the best available for the device (CPU: ``numba`` if
             installed, else ``chunked``; CUDA: ``triton``, then ``mamba_ssm``, then ``chunked``).
 
     Returns:

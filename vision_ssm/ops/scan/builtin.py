@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ._registry import BackendSpec, register_backend
+from .registry import BackendSpec, register_backend
 
 
 def register_builtin_backends() -> None:
@@ -11,7 +11,7 @@ def register_builtin_backends() -> None:
     register_backend(
         BackendSpec(
             name="reference",
-            target="vision_ssm.ops.reference:selective_scan_reference",
+            target="vision_ssm.ops.scan.reference:selective_scan_reference",
             devices=("cpu", "cuda"),
             priority={"cpu": 0, "cuda": 0},
             pure_torch=True,
@@ -29,7 +29,7 @@ def register_builtin_backends() -> None:
     register_backend(
         BackendSpec(
             name="numba",
-            target="vision_ssm.ops.numba_scan:selective_scan_numba",
+            target="vision_ssm.ops.numba:selective_scan_numba",
             devices=("cpu",),
             priority={"cpu": 100},
             probe=("numba",),
@@ -39,23 +39,25 @@ def register_builtin_backends() -> None:
     register_backend(
         BackendSpec(
             name="mamba_ssm",
-            target="vision_ssm.ops.mamba_ssm_adapter:selective_scan_mamba_ssm",
+            target="vision_ssm.ops.mamba_ssm:selective_scan_mamba_ssm",
             devices=("cuda",),
             priority={"cuda": 50},
-            probe=("selective_scan_cuda",),
-            install_hint='install mamba-ssm: pip install "vision-ssm[cuda]" --no-build-isolation',
-            available_check=torch.cuda.is_available,
+            install_hint=(
+                'install mamba-ssm: MAMBA_KEEP_CUDA_BUILD=TRUE pip install "vision-ssm[cuda]" --no-build-isolation'
+            ),
+            reason_target="vision_ssm.ops.mamba_ssm.scan:probe",
+            intent_module="mamba_ssm",
         )
     )
     register_backend(
         BackendSpec(
             name="triton",
-            target="vision_ssm.ops.triton.functions:selective_scan_triton",
+            target="vision_ssm.ops.triton:selective_scan_triton",
             devices=("cuda",),
             priority={"cuda": 100},
             probe=("triton",),
             install_hint="install triton (it ships with the Linux CUDA wheels of torch): pip install triton",
             available_check=torch.cuda.is_available,
-            ss2d_target="vision_ssm.ops.triton.functions:ss2d_scan_triton",
+            ss2d_target="vision_ssm.ops.triton:ss2d_scan_triton",
         )
     )

@@ -1,10 +1,10 @@
 """The ``numba`` backend as ``torch.library`` custom ops, for ``torch.compile``.
 
 Dynamo cannot trace the numba kernels (they run on NumPy views of the tensors), so under
-compilation :func:`~vision_ssm.ops.numba_scan.selective_scan_numba` calls these opaque ops; the
+compilation :func:`~vision_ssm.ops.numba.scan.selective_scan_numba` calls these opaque ops; the
 code around the scan is then compiled without a graph break (``fullgraph=True`` works on CPU).
-Eager calls keep using :class:`~vision_ssm.ops.numba_scan.NumbaScanFn`; both run
-:func:`~vision_ssm.ops.numba_scan.numba_forward` / ``numba_backward``. (``torch.export`` uses a
+Eager calls keep using :class:`~vision_ssm.ops.numba.core.NumbaScanFn`; both run
+:func:`~vision_ssm.ops.numba.core.numba_forward` / ``numba_backward``. (``torch.export`` uses a
 pure-PyTorch backend by default; an export with numba chosen explicitly keeps these ops.)
 
 Ops (namespace ``vision_ssm``, CPU, compute-dtype tensors):
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .numba_scan import CHUNK, kernel_args, numba_backward, numba_forward
+from .core import CHUNK, kernel_args, numba_backward, numba_forward
 
 
 @torch.library.custom_op("vision_ssm::numba_scan_fwd", mutates_args=(), device_types="cpu")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .scan_orders import DirectionSet
+from .directions import DirectionSet
 
 __all__ = ["gather_directions", "merge", "route", "scatter_directions"]
 

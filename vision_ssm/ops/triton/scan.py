@@ -6,13 +6,11 @@
 """
 from __future__ import annotations
 
-import weakref
-
 import torch
 from torch import Tensor
 
-from .._tracing import under_tracing
-from ..scan_orders import DirectionSet
+from ..geometry import DirectionSet
+from ..scan.tracing import under_tracing
 from ._image import image_forward, image_plan
 from ._launch import _OVERRIDE, scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
@@ -235,20 +233,6 @@ def _as_channels_last(t: Tensor, dtype: torch.dtype) -> Tensor:
     return out
 
 
-# Per DirectionSet and device: the (K, L) step -> pixel index as int32 (DirectionSets are cached).
-_INDEX_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _index_i32(dirs: DirectionSet, device: torch.device) -> Tensor:
-    per_dev = _INDEX_CACHE.setdefault(dirs, {})
-    idx = per_dev.get(device)
-    if idx is None:
-        with torch.inference_mode(False):  # a normal tensor even if first built under inference_mode
-            idx = dirs.index.to(device=device, dtype=torch.int32).clone()
-        per_dev[device] = idx
-    return idx
-
-
 def selective_scan_triton(
     u: Tensor,
     delta: Tensor,
@@ -263,20 +247,7 @@ def selective_scan_triton(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Triton selective scan (mamba-ssm semantics; canonical arguments).
 
-    Args:
-        u: ``(Bt, D, L)`` fp32/fp16/bf16.
-        delta: ``(Bt, D, L)``.
-        A: ``(D, N)`` real.
-        B: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
-        C: Like ``B``.
-        D: Optional ``(D,)``.
-        z: Optional gate ``(Bt, D, L)``.
-        delta_bias: Optional ``(D,)``.
-        delta_softplus: Apply softplus to ``delta + delta_bias``.
-        return_last_state: Also return the final state ``(Bt, D, N)`` (fp32, no gradient).
-
-    Returns:
-        ``out`` ``(Bt, D, L)`` in ``u``'s dtype (and the last state if asked).
+    Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.ScanFn`.
     """
     if B.dim() == 3:
         B = B.unsqueeze(1)
@@ -313,19 +284,7 @@ def ss2d_scan_triton(
     directions are raster walks (``sweep``, K ≤ 4; see :func:`._image.image_plan`) runs the
     whole-image kernel, which merges the K directions in registers; its output is contiguous.
 
-    Args:
-        x: ``(Bt, D, L)``.
-        delta: ``(Bt, K, D, L)``.
-        A: ``(K*D, N)``.
-        B: ``(Bt, K, N, L)``.
-        C: ``(Bt, K, N, L)``.
-        D: Optional ``(K*D,)``.
-        delta_bias: Optional ``(K*D,)``.
-        dirs: The K directions.
-        delta_softplus: Apply softplus to ``delta + delta_bias``.
-
-    Returns:
-        ``(Bt, D, L)`` in ``x``'s dtype.
+    Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.SS2DScanFn`.
     """
     Bt, Dm, L = x.shape
     K = dirs.K
@@ -343,4 +302,4 @@ def ss2d_scan_triton(
     if under_tracing(x):  # the opaque custom op (see custom_ops); same kernels
         idx = dirs.index.to(device=x.device, dtype=torch.int32)
         return torch.ops.vision_ssm.ss2d_fwd(x, delta, A, B, C, D, delta_bias, idx, bool(delta_softplus), need)[0]
-    return _SS2DFn.apply(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), _index_i32(dirs, x.device), need)
+    return _SS2DFn.apply(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), dirs.index_as(x.device), need)

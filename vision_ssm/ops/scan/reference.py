@@ -15,10 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype of the internal math: float64 for float64 inputs, float32 otherwise."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from .prologue import compute_dtype, delta_prologue
 
 
 def selective_scan_reference(
@@ -35,29 +32,14 @@ def selective_scan_reference(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Sequential selective scan.
 
-    Args:
-        u: Input ``(Bt, D, L)``.
-        delta: Step sizes ``(Bt, D, L)``.
-        A: State matrix ``(D, N)``, real.
-        B: Input projection, constant ``(D, N)`` or variable ``(Bt, N, L)`` / ``(Bt, G, N, L)``.
-        C: Output projection, like ``B``.
-        D: Optional skip ``(D,)``.
-        z: Optional gate ``(Bt, D, L)``; the output is multiplied by ``silu(z)``.
-        delta_bias: Optional ``(D,)`` added to ``delta`` before the softplus.
-        delta_softplus: Apply softplus to ``delta``.
-        return_last_state: Also return the final state ``(Bt, D, N)`` in fp32.
-
-    Returns:
-        ``out`` ``(Bt, D, L)`` in ``u``'s dtype, and the last state if requested.
+    Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.ScanFn`. Unlike the registered
+    function, it may be called directly (its optional arguments have defaults; ``B``/``C`` may also be
+    ``(Bt, N, L)``).
     """
     dtype_in = u.dtype
     ct = compute_dtype(dtype_in)
     u32 = u.to(ct)
-    dt = delta.to(ct)
-    if delta_bias is not None:
-        dt = dt + delta_bias.to(ct)[:, None]
-    if delta_softplus:
-        dt = F.softplus(dt)
+    dt = delta_prologue(delta, delta_bias, delta_softplus, ct)
     Bt, Dm, L = u32.shape
     A32 = A.to(ct)
     N = A32.shape[1]

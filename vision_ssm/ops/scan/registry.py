@@ -1,21 +1,23 @@
 """Backend registry and selection for :func:`vision_ssm.ops.selective_scan`.
 
-A backend is a function with the canonical signature
-``fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)`` that receives
-already-validated tensors (see :mod:`vision_ssm.ops.selective_scan`). Backends register
-themselves lazily: the registry stores an import path, so optional packages (triton, numba,
+A backend is a :class:`~vision_ssm.ops.scan.signature.ScanFn` (and optionally a fused
+:class:`~vision_ssm.ops.scan.signature.SS2DScanFn`) that receives already-validated tensors.
+Backends register lazily: the registry stores import paths, so optional packages (triton, numba,
 mamba-ssm's ``selective_scan_cuda``) are only imported when a backend is resolved.
 
-Selection order: the ``backend=`` argument, then the ``VISION_SSM_BACKEND`` environment
-variable, then the innermost :func:`use_backend` context, then the automatic policy (which, in
-export mode, considers only pure-PyTorch backends; see :func:`export_mode`).
+Selection order (code beats environment, as in timm): the ``backend=`` argument, then the
+innermost :func:`use_backend` context, then the ``VISION_SSM_BACKEND`` environment variable, then
+the automatic policy (which, in export mode, considers only pure-PyTorch backends; see
+:func:`export_mode`).
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -39,6 +41,11 @@ class BackendSpec:
         probe: Import names that must be importable for the backend to be available.
         install_hint: What to install when it is not available.
         available_check: Optional extra check (e.g. "a CUDA device exists").
+        reason_target: Optional ``"module:function"`` of a probe returning why the backend cannot run
+            here (a message for the user) or ``None``; run once, after ``probe`` and ``available_check``.
+        intent_module: A module whose presence shows the user meant to use this backend (e.g.
+            ``mamba_ssm``); when it is installed but the backend is unavailable, the automatic policy
+            warns once, with the reason, before falling back.
         ss2d_target: Optional ``"module:function"`` of a fused :func:`vision_ssm.ops.ss2d_scan`
             implementation with the same signature (minus ``backend``); used instead of the
             generic route → scan → merge path when this backend is selected.
@@ -53,28 +60,49 @@ class BackendSpec:
     probe: tuple[str, ...] = ()
     install_hint: str = ""
     available_check: Callable[[], bool] | None = None
+    reason_target: str | None = None
+    intent_module: str | None = None
     ss2d_target: str | None = None
     pure_torch: bool = False
     _fn: Callable | None = field(default=None, repr=False)
     _ss2d_fn: Callable | None = field(default=None, repr=False)
     _available: bool | None = field(default=None, repr=False)
+    _reason: str | None = field(default=None, repr=False)
 
     def is_available(self) -> bool:
+        """Whether the backend can run here (probed once; :attr:`unavailable_reason` says why not)."""
         if self._available is None:
-            ok = True
-            for mod in self.probe:
-                try:
-                    importlib.import_module(mod)
-                except Exception:  # ImportError, or a broken binary extension (OSError, RuntimeError)
-                    ok = False
-                    break
-            if ok and self.available_check is not None:
-                try:
-                    ok = bool(self.available_check())
-                except Exception:
-                    ok = False
-            self._available = ok
+            self._reason = self._probe()
+            self._available = self._reason is None
         return self._available
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why :meth:`is_available` is ``False`` (``None`` when available)."""
+        if self.is_available():
+            return None
+        return self._reason or self.install_hint or "not available"
+
+    def _probe(self) -> str | None:
+        for mod in self.probe:
+            try:
+                importlib.import_module(mod)
+            except Exception as e:  # ImportError, or a broken binary extension (OSError, RuntimeError)
+                return f"cannot import {mod} ({type(e).__name__}: {e}); {self.install_hint}"
+        if self.available_check is not None:
+            try:
+                ok = bool(self.available_check())
+            except Exception as e:
+                return f"availability check failed ({type(e).__name__}: {e})"
+            if not ok:
+                return f"not usable here (e.g. no device of type {list(self.devices)}); {self.install_hint}"
+        if self.reason_target is not None:
+            module, func = self.reason_target.split(":")
+            try:
+                return getattr(importlib.import_module(module), func)()
+            except Exception as e:
+                return f"probe failed ({type(e).__name__}: {e}); {self.install_hint}"
+        return None
 
     def load(self) -> Callable:
         if self._fn is None:
@@ -121,7 +149,9 @@ def available_backends(device: str | torch.device | None = None) -> list[str]:
 def use_backend(name: str | None) -> Iterator[None]:
     """Context manager selecting the selective-scan backend for the code inside it.
 
-    ``VISION_SSM_BACKEND`` and an explicit ``backend=`` argument still take precedence.
+    It overrides ``VISION_SSM_BACKEND`` (code beats environment); an explicit ``backend=`` argument
+    (of an op, or of a block/model) still takes precedence over it. ``use_backend(None)`` restores
+    the environment/automatic choice inside the block.
 
     Example:
         >>> with vision_ssm.ops.use_backend("reference"):
@@ -147,13 +177,13 @@ def get_backend_spec(name: str) -> BackendSpec:
 
 
 def requested_backend(explicit: str | None = None) -> str | None:
-    """The backend asked for by argument, environment or context (``None``: automatic)."""
+    """The backend asked for by argument, context or environment, in that order (``None``: automatic)."""
     if explicit is not None:
         return explicit
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return env
-    return _context_backend.get()
+    ctx = _context_backend.get()
+    if ctx is not None:
+        return ctx
+    return os.environ.get(ENV_VAR) or None
 
 
 def export_mode() -> bool:
@@ -193,16 +223,37 @@ def resolve_backend(device: torch.device, explicit: str | None = None) -> tuple[
                 f"{available_backends(dev)}."
             )
         if not spec.is_available():
-            raise RuntimeError(
-                f"selective-scan backend {name!r} is not available: {spec.install_hint}"
-            )
+            raise RuntimeError(f"selective-scan backend {name!r} is not available: {spec.unavailable_reason}")
         return name, spec.load()
     names = available_backends(dev)
+    _warn_skipped(dev, names[0] if names else None)
     if export_mode():
         names = [n for n in names if _BACKENDS[n].pure_torch]
     if not names:
         raise RuntimeError(f"no selective-scan backend runs on device type {dev!r}")
     return names[0], _BACKENDS[names[0]].load()
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_skipped(dev: str, chosen: str | None) -> None:
+    """Warn once per backend that outranks ``chosen`` and whose package is installed but unusable."""
+    best = _BACKENDS[chosen].priority.get(dev, -1) if chosen else -1
+    for spec in _BACKENDS.values():
+        if spec.intent_module is None or spec.name in _WARNED or dev not in spec.devices:
+            continue
+        if spec.priority.get(dev, -1) <= best or spec.is_available():
+            continue
+        if importlib.util.find_spec(spec.intent_module) is None:
+            continue
+        _WARNED.add(spec.name)
+        warnings.warn(
+            f"selective-scan backend {spec.name!r} is installed but cannot run: {spec.unavailable_reason}. "
+            f"Falling back to {chosen!r}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 @torch.compiler.assume_constant_result

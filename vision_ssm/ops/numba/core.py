@@ -16,26 +16,19 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-
-from ._tracing import under_tracing
-from .reference import compute_dtype
 
 #: Steps between saved states (memory O(B·D·N·L/T); the backward buffer is (T+1)·N per thread).
 CHUNK = 64
-#: Compute ``softplus(delta + delta_bias)`` inside the kernels (True, the default: a vectorised
-#: loop per chunk) or as a PyTorch prologue with autograd (False).
-FUSE_SOFTPLUS = True
 #: Aim for at least this many parallel backward tasks (only the shapes decide the split, so the
 #: result does not depend on the number of threads).
 MIN_TASKS = 16
 
 
 def _kernels():
-    from . import _numba_kernels  # noqa: PLC0415  (lazy: imports numba)
+    from . import kernels  # noqa: PLC0415  (lazy: imports numba)
 
-    return _numba_kernels
+    return kernels
 
 
 def _np(t: Tensor):
@@ -142,57 +135,3 @@ class NumbaScanFn(torch.autograd.Function):
     def backward(ctx, gout: Tensor, glast: Tensor | None):
         *args, hs = ctx.saved_tensors
         return (*numba_backward(args, ctx.flags, *ctx.shapes, hs, gout, glast), None)
-
-
-def selective_scan_numba(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
-    """Selective scan with numba-compiled CPU kernels; canonical arguments as for every backend.
-
-    Args:
-        u: Input ``(Bt, D, L)``, a CPU tensor.
-        delta: Step sizes ``(Bt, D, L)``, same dtype as ``u``.
-        A: ``(D, N)``.
-        B: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
-        C: Like ``B``.
-        D: Optional skip ``(D,)``.
-        delta_bias: Optional ``(D,)``, added to ``delta`` before the softplus.
-        z: Optional gate ``(Bt, D, L)``.
-        delta_softplus: Apply softplus to ``delta + delta_bias``.
-        return_last_state: Also return the final state ``(Bt, D, N)`` (fp32).
-
-    Returns:
-        ``out`` ``(Bt, D, L)`` in ``u``'s dtype, and the last state if requested.
-    """
-    if u.device.type != "cpu":
-        raise RuntimeError(f"the numba backend runs on CPU tensors only, got {u.device}")
-    dtype_in = u.dtype
-    ct = compute_dtype(dtype_in)
-    with torch.autocast("cpu", enabled=False):
-        u, delta, A, B, C, D, z, delta_bias = [None if t is None else t.to(ct) for t in
-                                               (u, delta, A, B, C, D, z, delta_bias)]
-        if not FUSE_SOFTPLUS:
-            if delta_bias is not None:
-                delta = delta + delta_bias[:, None]
-            if delta_softplus:
-                delta = F.softplus(delta)
-            delta_bias, delta_softplus = None, False
-        if under_tracing(u):  # torch.compile / torch.export: the opaque custom op (numba_ops)
-            out, last, _ = torch.ops.vision_ssm.numba_scan_fwd(u, delta, A, B, C, D, z, delta_bias,
-                                                               bool(delta_softplus))
-        else:
-            out, last = NumbaScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-        out = out.to(dtype_in)
-    return (out, last) if return_last_state else out
-
-
-from . import numba_ops  # noqa: E402,F401  (registers vision_ssm::numba_scan_fwd/bwd; needs the above)

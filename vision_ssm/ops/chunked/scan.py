@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._scan_common import run_with_core
+from ..scan.prologue import run_with_core
 
 #: Chunk length used when ``chunk_size`` is not given: ``round(sqrt(L))`` clamped to this range.
 MIN_CHUNK, MAX_CHUNK = 16, 128
@@ -273,21 +273,11 @@ def selective_scan_chunked(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Chunked selective scan (pure PyTorch); canonical arguments as for every backend.
 
-    Args:
-        u: Input ``(Bt, D, L)``.
-        delta: Step sizes ``(Bt, D, L)``, same dtype as ``u``.
-        A: ``(D, N)``.
-        B: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
-        C: Like ``B``.
-        D: Optional skip ``(D,)``.
-        delta_bias: Optional ``(D,)``, added to ``delta`` before the softplus.
-        z: Optional gate ``(Bt, D, L)``.
-        delta_softplus: Apply softplus to ``delta + delta_bias``.
-        return_last_state: Also return the final state ``(Bt, D, N)`` (fp32).
-        chunk_size: Steps per chunk ``T``; default :func:`default_chunk_size` (``≈ sqrt(L)``).
+    Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.ScanFn`.
 
-    Returns:
-        ``out`` ``(Bt, D, L)`` in ``u``'s dtype, and the last state if requested.
+    Args:
+        chunk_size: Steps per chunk ``T`` (extra keyword of this backend); default
+            :func:`default_chunk_size` (``≈ sqrt(L)``).
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

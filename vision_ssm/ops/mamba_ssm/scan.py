@@ -25,11 +25,43 @@ import math
 import torch
 from torch import Tensor
 
+#: What to do when mamba-ssm is present but its Mamba-1 scan is not (the default build of mamba-ssm's
+#: main branch after 2.3.2.post1 skips it).
+BUILD_HINT = (
+    'install mamba-ssm with its CUDA selective scan: MAMBA_KEEP_CUDA_BUILD=TRUE pip install "vision-ssm[cuda]" '
+    "--no-build-isolation (mamba-ssm's main branch builds the Mamba-1 `selective_scan_cuda` extension only "
+    "when MAMBA_KEEP_CUDA_BUILD=TRUE; releases up to 2.3.2.post1 always build it)"
+)
+
 
 def _ext():
     import selective_scan_cuda  # noqa: PLC0415  (lazy: compiled extension of mamba-ssm)
 
     return selective_scan_cuda
+
+
+def probe(device: str = "cuda") -> str | None:
+    """Why this backend cannot run here, or ``None`` if it can.
+
+    Whether ``import mamba_ssm`` succeeds says nothing (mamba-ssm's main branch imports without its
+    compiled scan and raises only when called), so this imports the extension itself, checks its
+    ``fwd``/``bwd`` entry points and, when a CUDA device exists, runs one tiny forward on ``device``.
+    """
+    if not torch.cuda.is_available():
+        return "no CUDA device"
+    try:
+        ext = _ext()
+    except Exception as e:  # ImportError, or a broken binary (undefined symbol: OSError / ImportError)
+        return f"`import selective_scan_cuda` failed ({type(e).__name__}: {e}); {BUILD_HINT}"
+    if not (callable(getattr(ext, "fwd", None)) and callable(getattr(ext, "bwd", None))):
+        return f"`selective_scan_cuda` has no fwd/bwd entry points; {BUILD_HINT}"
+    try:
+        u = torch.zeros(1, 1, 2, device=device)
+        A = -torch.ones(1, 1, device=device)
+        ext.fwd(u, u, A, A, A, None, None, None, False)
+    except Exception as e:  # the kernel exists but cannot run (e.g. built for another GPU architecture)
+        return f"mamba-ssm's `selective_scan_cuda.fwd` failed on this GPU ({type(e).__name__}: {e}); {BUILD_HINT}"
+    return None
 
 
 class MambaSSMScanFn(torch.autograd.Function):
@@ -110,20 +142,8 @@ def selective_scan_mamba_ssm(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Selective scan on mamba-ssm's compiled CUDA kernel; canonical arguments as for every backend.
 
-    Args:
-        u: Input ``(Bt, D, L)``, a CUDA tensor, fp32/fp16/bf16.
-        delta: Step sizes ``(Bt, D, L)``, same dtype as ``u``.
-        A: ``(D, N)``.
-        B: Constant ``(D, N)`` or variable ``(Bt, G, N, L)``.
-        C: Like ``B``.
-        D: Optional skip ``(D,)``.
-        delta_bias: Optional ``(D,)``, added to ``delta`` before the softplus.
-        z: Optional gate ``(Bt, D, L)``.
-        delta_softplus: Apply softplus to ``delta + delta_bias``.
-        return_last_state: Also return the final state ``(Bt, D, N)`` (fp32, no gradient).
-
-    Returns:
-        ``out`` ``(Bt, D, L)`` in ``u``'s dtype, and the last state if requested.
+    Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.ScanFn`; ``u`` must be a CUDA
+    tensor (fp32/fp16/bf16).
     """
     if not u.is_cuda:
         raise RuntimeError(f"the mamba_ssm backend needs CUDA tensors, got {u.device}")
