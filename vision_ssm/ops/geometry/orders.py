@@ -189,4 +189,4 @@ def direction_walks(family: str, num_directions: int) -> tuple[Walk, ...]:
     base = [Walk(fam, o, False) for o in ORIENTATIONS[:n_base]]
     if K == 1:
         return tuple(base)
-    return tuple(base + [w._replace(reversed=True) for w in base])
+    return tuple(base + [Walk(w.curve, w.orientation, True) for w in base])
