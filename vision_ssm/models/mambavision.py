@@ -31,6 +31,7 @@ from timm.layers import ClassifierHead, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, named_apply, register_model
 from torch import Tensor, nn
 
+from ..layers._options import merge_ssm_cfg
 from ..layers.mambavision_stage import MambaVisionStage, MambaVisionStem
 from ._features import feature_take_indices
 
@@ -70,6 +71,11 @@ class MambaVision(nn.Module):
             for official weights.
         keep_dt_init: Keep Mamba's ``dt_proj`` initialisation. Upstream's ``_init_weights`` overwrites it
             (trunc-normal weight, zero bias); ``False`` reproduces that. Only matters when training from scratch.
+        ssm_cfg: Further :class:`~vision_ssm.layers.MambaVisionMixer` keyword arguments (the mixer's names:
+            ``dt_rank``, ``dt_min``, ...). ``d_state``, ``d_conv``, ``expand`` and ``double_dt_bias`` above
+            (upstream's names) are folded into one dict with these entries on top, and that dict is handed
+            down (``MambaVisionStage → MambaVisionBlock → MambaVisionMixer``).
+        backend: Selective-scan backend of every Mamba mixer (``None``: automatic; see :mod:`vision_ssm.ops`).
     """
 
     def __init__(
@@ -96,6 +102,8 @@ class MambaVision(nn.Module):
             expand: float = 1,
             double_dt_bias: bool = True,
             keep_dt_init: bool = False,
+            ssm_cfg: dict | None = None,
+            backend: str | None = None,
     ) -> None:
         super().__init__()
         num_stages = len(depths)
@@ -111,7 +119,8 @@ class MambaVision(nn.Module):
         self.stem = MambaVisionStem(in_chans, in_dim, dim)
         total = sum(depths)
         dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
-        mixer_kwargs = dict(d_state=d_state, d_conv=d_conv, expand=expand, double_dt_bias=double_dt_bias)
+        upstream = dict(d_state=d_state, d_conv=d_conv, expand=expand, double_dt_bias=double_dt_bias)
+        self.ssm_cfg = merge_ssm_cfg(ssm_cfg, upstream, backend=backend)
         stages, self.feature_info = [], []
         prev = dim
         for i in range(num_stages):
@@ -130,7 +139,7 @@ class MambaVision(nn.Module):
                 drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])],
                 layer_scale=layer_scale,
                 layer_scale_conv=layer_scale_conv,
-                mixer_kwargs=mixer_kwargs,
+                ssm_cfg=self.ssm_cfg,
             ))
             prev = dims[i]
             self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f"stages.{i}"))
