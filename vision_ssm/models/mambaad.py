@@ -30,6 +30,7 @@ from ..layers._options import fold_legacy_ssm_kwargs, merge_ssm_cfg
 from ..layers.lss import MambaUPNet, remap_lss_state_dict
 from ..layers.mff_oce import MFFOCE
 from ..ops import scan_order
+from ._checkpoint import clean_checkpoint
 
 __all__ = [
     "MambaAD",
@@ -327,7 +328,6 @@ class MambaAD(nn.Module):
 # Official checkpoints
 
 
-_CONTAINER_KEYS = ("net", "state_dict", "model")
 _SCAN_KEYS = ("scans.index_flat", "scans.index_flat_inv")
 
 
@@ -358,19 +358,15 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     :class:`MambaUPNet` (keys ``layers_up.*``):
 
     - unwraps ADer's ``ckpt.pth`` container (``{'net': state_dict, 'optimizer': …}``) and ``state_dict`` /
-      ``model`` containers; strips DDP's ``module.`` prefix;
+      ``model`` containers; strips DDP's ``module.`` and ``torch.compile``'s ``_orig_mod.`` prefixes
+      (:func:`~vision_ssm.models._checkpoint.clean_checkpoint`);
     - maps ADer's LSS names to MambaAD's (``conv1b3 → conv1b7``, ``conv1a3 → conv1a7``) and drops ADer's
       unused ``conv33`` (:func:`~vision_ssm.layers.lss.remap_lss_state_dict`);
     - checks every stored ``scans.index_flat`` / ``index_flat_inv`` against the receiving block's scan family
       (a mismatch raises ``ValueError``), then replaces it with the model's own buffer (so a checkpoint taken
       at another ``img_size`` loads), or drops it when the model stores no scan index.
     """
-    for key in _CONTAINER_KEYS:
-        if key in state_dict and isinstance(state_dict[key], dict):
-            state_dict = state_dict[key]
-            break
-    state_dict = {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
-    state_dict = remap_lss_state_dict(state_dict)
+    state_dict = remap_lss_state_dict(clean_checkpoint(state_dict))
     own = model.state_dict()
     out = {}
     for k, v in state_dict.items():

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from ..layers._options import merge_ssm_cfg
 from ..layers.mambavision_stage import MambaVisionStage, MambaVisionStem
+from ._checkpoint import clean_checkpoint
 from ._features import feature_take_indices
 
 __all__ = ["MambaVision", "checkpoint_filter_fn"]
@@ -271,20 +272,6 @@ def _init_weights(module: nn.Module, name: str = "", keep_dt_init: bool = False)
         nn.init.zeros_(module.bias)
 
 
-def _unwrap_checkpoint(checkpoint: dict) -> dict:
-    """Official loader order: ``state_dict``, then ``model``, then the dict itself."""
-    for key in ("state_dict", "model"):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
-def _strip_prefix(state_dict: dict, prefix: str) -> dict:
-    if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return state_dict
-
-
 _UPSTREAM_RULES = (
     (re.compile(r"^patch_embed\.conv_down\."), lambda m: "stem."),
     (re.compile(r"^levels\.(\d+)\.downsample\.reduction\.0\."), lambda m: f"stages.{int(m.group(1)) + 1}.downsample."),
@@ -305,8 +292,9 @@ def checkpoint_filter_fn(state_dict: dict, model: MambaVision) -> dict[str, Tens
     """Convert an official MambaVision checkpoint to this model's keys.
 
     Accepts a raw state dict or a training checkpoint (``{'state_dict': ...}`` / ``{'model': ...}``,
-    the official loader's order), strips ``module.`` / ``_orig_mod.`` (DDP / ``torch.compile``),
-    ``encoder.`` and the Hugging Face wrapper's ``model.`` prefixes, and renames
+    the official loader's order; :func:`~vision_ssm.models._checkpoint.clean_checkpoint`), strips
+    ``module.`` / ``_orig_mod.`` (DDP / ``torch.compile``), ``encoder.`` and the Hugging Face wrapper's
+    ``model.`` prefixes (when every key has them), drops non-tensor entries, and renames
     ``patch_embed.conv_down.*`` -> ``stem.*``, ``levels.i.blocks.*`` -> ``stages.i.blocks.*``,
     ``levels.i.downsample.reduction.0.*`` -> ``stages.{i+1}.downsample.*`` and ``head.*`` -> ``head.fc.*``.
     Checkpoints already in this layout pass through.
@@ -317,14 +305,9 @@ def checkpoint_filter_fn(state_dict: dict, model: MambaVision) -> dict[str, Tens
             ``num_classes`` / ``in_chans`` changes); missing or unexpected keys are left to
             ``load_state_dict(strict=...)``.
     """
-    sd = _unwrap_checkpoint(state_dict)
-    for prefix in ("module.", "_orig_mod.", "encoder.", "model."):
-        sd = _strip_prefix(sd, prefix)
+    sd = clean_checkpoint(state_dict, common_prefixes=("encoder.", "model."), non_tensors="drop")
     native = any(k.startswith(("stem.", "stages.")) for k in sd)
-    out = {}
-    for k, v in sd.items():
-        if isinstance(v, Tensor):
-            out[k if native else _rename_upstream_key(k)] = v
+    out = {(k if native else _rename_upstream_key(k)): v for k, v in sd.items()}
 
     target = model.state_dict()
     exempt = ("head.fc.", "stem.0.")

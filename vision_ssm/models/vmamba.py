@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from ..layers._options import merge_ssm_cfg
 from ..layers.vss import VMambaHead, VMambaStage, VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed
 from ..layers.weight_init import init_linear_layernorm
+from ._checkpoint import clean_checkpoint
 from ._features import feature_take_indices
 
 __all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
@@ -299,7 +300,9 @@ _DROP = (r"^outnorm\d+\.", r"^pos_embed$")
 def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VMamba) -> dict[str, Tensor]:
     """Map an official VMamba state dict (any release) onto ``model``.
 
-    Accepts the weights at top level or under ``"model"``/``"state_dict"``; renames upstream's older keys
+    Accepts the weights at top level or in a training checkpoint
+    (:func:`~vision_ssm.models._checkpoint.clean_checkpoint`: ``"model"``/``"state_dict"`` containers,
+    ``module.``/``_orig_mod.`` prefixes); renames upstream's older keys
     (``patch_embed.proj/norm``, ``ln_1``, ``self_attention``, top-level ``norm``/``head``); drops the
     detection backbone's ``outnorm{i}`` and ``pos_embed``; reshapes ``(out, in, 1, 1)`` 1×1-conv weights to
     the 2-D ``Linear``/``Linear2d`` shape (and back).
@@ -309,15 +312,10 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VMamba) -> dict[s
             shape-mismatched keys. The classifier head and the stem's input channels are not checked,
             because timm replaces/adapts them for another ``num_classes``/``in_chans``.
     """
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state_dict.get(wrapper), dict):
-            state_dict = state_dict[wrapper]
+    state_dict = clean_checkpoint(state_dict)
     own = model.state_dict()
     out = {}
     for k, v in state_dict.items():
-        for prefix in ("module.", "_orig_mod."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
         if any(re.search(p, k) for p in _DROP):
             continue
         for pat, rep in _RENAMES:
