@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["merge_ssm_cfg", "pop_deprecated"]
+__all__ = ["fold_legacy_ssm_kwargs", "merge_ssm_cfg", "pop_deprecated"]
 
 
 def merge_ssm_cfg(
