@@ -33,7 +33,7 @@ def test_hss_block_reproduces_upstream(name):
     kw = meta["builder_kwargs"]
     t = load_file(FIXTURES / f"{name}.safetensors")
     block = HSSBlock(
-        kw["hidden_dim"], d_state=kw["d_state"], scan=kw["scan_type"], num_directions=kw["num_direction"],
+        kw["hidden_dim"], d_state=kw["d_state"], scan=kw["scan_type"], directions=kw["num_direction"],
         scan_index_size=kw["size"],
     ).eval()
     missing, unexpected = block.load_state_dict(_state_dict(t), strict=True)
@@ -49,7 +49,7 @@ def test_hss_block_reproduces_upstream(name):
 
 def test_hss_block_is_residual_with_drop_path():
     torch.manual_seed(0)
-    block = HSSBlock(8, drop_path=0.5, scan="zigzag", num_directions=4).train()
+    block = HSSBlock(8, drop_path=0.5, scan="zigzag", directions=4).train()
     x = torch.randn(64, 4, 6, 8)  # any H×W
     with torch.no_grad():
         y = block(x)
@@ -61,7 +61,7 @@ def test_hss_block_is_residual_with_drop_path():
 
 
 def test_patch_expand_pixel_layout():
-    pe = PatchExpand2D(3)
+    pe = PatchExpand2D(6, 3)
     with torch.no_grad():
         pe.norm.weight.fill_(1.0)
         pe.norm.bias.zero_()
@@ -93,7 +93,7 @@ def test_lss_grouping_rule():
 
 def test_lss_module_composition():
     torch.manual_seed(0)
-    m = LSSModule(8, depth=2, d_state=4, scan="sweep", num_directions=2).eval()
+    m = LSSModule(8, depth=2, d_state=4, scan="sweep", directions=2).eval()
     x = torch.randn(2, 6, 6, 8)
     with torch.no_grad():
         y = m(x)

@@ -24,7 +24,7 @@ def _build(meta: dict) -> MambaUPNet:
     L0 = meta["inputs"][0]["shape"][-1]
     return MambaUPNet(
         kw["dims_decoder"], kw["depths_decoder"], d_state=kw["d_state"], drop_path_rate=kw["drop_path_rate"],
-        scan=kw["scan_type"], num_directions=kw["num_direction"],
+        scan=kw["scan_type"], directions=kw["num_direction"],
         scan_index_sizes=[L0 * 2**i for i in range(len(kw["dims_decoder"]))],
     ).eval()
 

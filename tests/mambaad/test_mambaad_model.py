@@ -139,7 +139,7 @@ def test_not_a_classifier_and_bad_configs():
 
 def test_grad_checkpointing_keeps_outputs_and_gradients():
     torch.manual_seed(0)
-    dec = MambaUPNet((16, 8, 4), (2, 2, 2), d_state=4, num_directions=4, drop_path_rate=0.0).eval()
+    dec = MambaUPNet((16, 8, 4), (2, 2, 2), d_state=4, directions=4, drop_path_rate=0.0).eval()
     x = torch.randn(1, 16, 2, 2, generator=torch.Generator().manual_seed(1))
     outs, grads = [], []
     for flag in (False, True):

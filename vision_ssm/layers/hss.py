@@ -6,18 +6,24 @@ model/mambaad.py`` (the same class as ``VSSBlock``). The SS2D inside is the shar
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from timm.layers import DropPath
 from torch import Tensor, nn
 
+from ._options import fold_legacy_ssm_kwargs, merge_ssm_cfg, pop_deprecated
+from .norm import NormLayer, get_norm
 from .ss2d import SS2D
 
-__all__ = ["HSSBlock"]
+__all__ = ["MAMBAAD_SSM_DEFAULTS", "HSSBlock"]
+
+#: MambaAD's SS2D settings where they differ from :class:`~vision_ssm.layers.SS2D`'s defaults.
+MAMBAAD_SSM_DEFAULTS = {"scan": "hilbert", "directions": 8}
 
 
 class HSSBlock(nn.Module):
-    """Pre-norm residual SS2D block without MLP (channels-last).
+    """Pre-norm residual SS2D block without MLP, channels-last (NHWC).
 
     ``out = x + DropPath(SS2D(LN(x)))`` for ``x (B, H, W, C)``.
 
@@ -29,18 +35,21 @@ class HSSBlock(nn.Module):
     Args:
         dim: Channels ``C``.
         drop_path: Stochastic-depth rate of the residual branch.
-        d_state: SSM state size ``N``.
-        scan: Scan family: ``'hilbert'`` (MambaAD default), ``'sweep'``, ``'snake'`` (upstream ``'scan'``),
-            ``'zorder'``, ``'zigzag'``.
-        num_directions: Number of scan directions ``K`` (upstream ``num_direction``; 8 in every config).
+        norm_layer: Pre-norm, a class or a name (``nn.LayerNorm``/``"ln"``, eps 1e-5, as MambaUPNet builds it;
+            upstream's class default of eps 1e-6 is never used by the model). Must be channels-last.
+        ssm_cfg: :class:`~vision_ssm.layers.SS2D` keyword arguments. MambaAD's defaults: ``ssm_ratio=2``,
+            ``d_conv=3``, conv bias, no linear bias, ``dt_rank=ceil(C/16)``, ``d_state=16``, and
+            :data:`MAMBAAD_SSM_DEFAULTS` (``scan="hilbert"``, ``directions=8``).
+        d_state: Override of ``ssm_cfg["d_state"]`` (``None``: not given).
+        scan: Override of ``ssm_cfg["scan"]``: ``'hilbert'``, ``'sweep'``, ``'snake'`` (upstream ``'scan'``),
+            ``'zorder'``, ``'zigzag'`` (or anything :class:`~vision_ssm.layers.SS2D` accepts).
+        directions: Override of ``ssm_cfg["directions"]``: ``K`` ∈ {2, 4, 8} (upstream ``num_direction``).
         scan_index_size: Map size ``s`` (or ``(H, W)``) for which to store upstream's
             ``self_attention.scans.index_flat{,_inv}`` buffers (for strict loading of upstream checkpoints);
             ``None`` stores none. The scan itself always follows the input's size.
-        norm_layer: Pre-norm (``nn.LayerNorm``, eps 1e-5, as MambaUPNet builds it; upstream's class default
-            of eps 1e-6 is never used by the model).
-        **ss2d_kwargs: Further :class:`~vision_ssm.layers.SS2D` options (``ssm_ratio``, ``dt_rank``,
-            ``d_conv``, ``dropout``, ``backend``...). Defaults are MambaAD's: ``ssm_ratio=2``, ``d_conv=3``,
-            conv bias, no linear bias, ``dt_rank=ceil(C/16)``.
+        backend: Selective-scan backend of the SS2D (``None``: ``ssm_cfg``'s, else automatic).
+        **kwargs: Deprecated: ``num_directions`` (now ``directions``) and SS2D options as keywords (now
+            ``ssm_cfg``); honoured with a ``FutureWarning``.
 
     State-dict keys: ``ln_1.{weight,bias}``, ``self_attention.*`` (SS2D: ``in_proj.weight``, ``conv2d.*``,
     ``x_proj_weight``, ``dt_projs_weight``, ``dt_projs_bias``, ``A_logs``, ``Ds``, ``out_norm.*``,
@@ -51,25 +60,30 @@ class HSSBlock(nn.Module):
         self,
         dim: int,
         drop_path: float = 0.0,
-        d_state: int = 16,
-        scan: str = "hilbert",
-        num_directions: int = 8,
+        *,
+        norm_layer: NormLayer = nn.LayerNorm,
+        ssm_cfg: Mapping[str, Any] | None = None,
+        d_state: int | None = None,
+        scan: Any = None,
+        directions: Any = None,
         scan_index_size: int | tuple[int, int] | None = None,
-        norm_layer: type[nn.Module] = nn.LayerNorm,
+        backend: str | None = None,
         device=None,
         dtype=None,
-        **ss2d_kwargs: Any,
+        **kwargs: Any,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        old = pop_deprecated(kwargs, {"num_directions": "directions"}, "HSSBlock")
+        ssm_cfg = {**fold_legacy_ssm_kwargs(kwargs, "HSSBlock"), **(ssm_cfg or {})}
+        cfg = merge_ssm_cfg(ssm_cfg, MAMBAAD_SSM_DEFAULTS, d_state=d_state, scan=scan,
+                            directions=old.get("directions", directions), backend=backend)
+        norm, _ = get_norm(norm_layer, channels_first=False)
         self.dim = dim
-        self.scan = scan
-        self.num_directions = num_directions
-        self.ln_1 = norm_layer(dim, **dd)
-        self.self_attention = SS2D(
-            dim, d_state=d_state, scan=scan, directions=num_directions, scan_index_size=scan_index_size,
-            **dd, **ss2d_kwargs,
-        )
+        self.ln_1 = norm(dim, **dd)
+        self.self_attention = SS2D(dim, scan_index_size=scan_index_size, **cfg, **dd)
+        self.scan = self.self_attention.scan
+        self.directions = self.self_attention.directions
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:

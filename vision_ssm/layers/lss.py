@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .hss import HSSBlock
+from ._options import fold_legacy_ssm_kwargs, merge_ssm_cfg, pop_deprecated
+from .hss import MAMBAAD_SSM_DEFAULTS, HSSBlock
+from .norm import NormLayer
 from .patch_expand import PatchExpand2D
 from .weight_init import init_linear_layernorm
 
@@ -51,13 +53,15 @@ class LSSModule(nn.Module):
         dim: Channels ``C``.
         depth: Number of HSS blocks in the cascade (2 or 3 in MambaAD).
         drop_path: Stochastic-depth rate shared by all HSS blocks of this module.
-        d_state: SSM state size ``N``.
-        scan: Scan family of the HSS blocks (``'hilbert'``, ``'sweep'``, ``'snake'``, ``'zorder'``,
-            ``'zigzag'``).
-        num_directions: Scan directions ``K`` ∈ {2, 4, 8}.
+        norm_layer: Norm of the HSS blocks, class or name (upstream ``nn.LayerNorm``, eps 1e-5).
+        ssm_cfg: :class:`~vision_ssm.layers.SS2D` keyword arguments of the HSS blocks (MambaAD's defaults:
+            see :class:`~vision_ssm.layers.HSSBlock`).
+        d_state: Override of ``ssm_cfg["d_state"]`` (``None``: not given; default 16).
+        scan: Override of ``ssm_cfg["scan"]`` (``'hilbert'``, ``'sweep'``, ``'snake'``, ``'zorder'``, ``'zigzag'``).
+        directions: Override of ``ssm_cfg["directions"]``: ``K`` ∈ {2, 4, 8}.
         scan_index_size: Map size for the HSS blocks' stored upstream scan-index buffers (``None``: none).
-        norm_layer: Norm of the HSS blocks (upstream ``nn.LayerNorm``, eps 1e-5).
-        **ss2d_kwargs: Further :class:`vision_ssm.layers.SS2D` options for the HSS blocks.
+        backend: Selective-scan backend of the HSS blocks.
+        **kwargs: Deprecated ``num_directions`` and SS2D options as keywords (see :class:`HSSBlock`).
 
     State-dict keys (MambaAD naming): ``smm_blocks.{j}.*``, ``conv1b5.0.*``, ``conv55.0.weight``,
     ``conv1a5.0.*``, ``conv1b7.0.*``, ``conv77.0.weight``, ``conv1a7.0.*``, ``finalconv11.*``.
@@ -68,23 +72,28 @@ class LSSModule(nn.Module):
         dim: int,
         depth: int = 2,
         drop_path: float = 0.0,
-        d_state: int = 16,
-        scan: str = "hilbert",
-        num_directions: int = 8,
+        *,
+        norm_layer: NormLayer = nn.LayerNorm,
+        ssm_cfg: Mapping[str, Any] | None = None,
+        d_state: int | None = None,
+        scan: Any = None,
+        directions: Any = None,
         scan_index_size: int | tuple[int, int] | None = None,
-        norm_layer: type[nn.Module] = nn.LayerNorm,
+        backend: str | None = None,
         device=None,
         dtype=None,
-        **ss2d_kwargs: Any,
+        **kwargs: Any,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        old = pop_deprecated(kwargs, {"num_directions": "directions"}, "LSSModule")
+        ssm_cfg = {**fold_legacy_ssm_kwargs(kwargs, "LSSModule"), **(ssm_cfg or {})}
+        cfg = merge_ssm_cfg(ssm_cfg, d_state=d_state, scan=scan, directions=old.get("directions", directions),
+                            backend=backend)
         self.dim = dim
         self.smm_blocks = nn.Sequential(*[
-            HSSBlock(
-                dim, drop_path=drop_path, d_state=d_state, scan=scan, num_directions=num_directions,
-                scan_index_size=scan_index_size, norm_layer=norm_layer, **dd, **ss2d_kwargs,
-            )
+            HSSBlock(dim, drop_path=drop_path, norm_layer=norm_layer, ssm_cfg=cfg, scan_index_size=scan_index_size,
+                     **dd)
             for _ in range(depth)
         ])
         self.conv1b5 = _conv_in_silu(dim, dim, 1, dd=dd)
@@ -145,9 +154,10 @@ class LSSLayer(nn.Module):
         dim: Channels of the stage.
         depth: HSS blocks in the stage (divisible by 3 or 2).
         drop_path: One rate for all modules, or a sequence indexed by module.
-        upsample: Put a ``PatchExpand2D(dim)`` in front (input channels ``2·dim``).
-        norm_layer: Norm of the HSS blocks and the upsampler.
-        **lss_kwargs: Further :class:`LSSModule` options (``d_state``, ``scan``, ``num_directions``...).
+        upsample: Put a ``PatchExpand2D(2·dim, dim)`` in front (input channels ``2·dim``).
+        norm_layer: Norm of the HSS blocks and the upsampler (class or name).
+        **lss_kwargs: Further :class:`LSSModule` options (``ssm_cfg``, ``d_state``, ``scan``, ``directions``,
+            ``backend``...).
 
     State-dict keys: ``upsample.{expand.weight, norm.*}`` (when upsampling), ``blocks.{m}.*``.
     """
@@ -158,7 +168,7 @@ class LSSLayer(nn.Module):
         depth: int,
         drop_path: float | Sequence[float] = 0.0,
         upsample: bool = False,
-        norm_layer: type[nn.Module] = nn.LayerNorm,
+        norm_layer: NormLayer = nn.LayerNorm,
         device=None,
         dtype=None,
         **lss_kwargs: Any,
@@ -170,7 +180,7 @@ class LSSLayer(nn.Module):
         if len(dpr) < num_modules:
             raise ValueError(f"need {num_modules} drop-path rates, got {len(dpr)}")
         self.grad_checkpointing = False
-        self.upsample = PatchExpand2D(dim, norm_layer=norm_layer, **dd) if upsample else None
+        self.upsample = PatchExpand2D(2 * dim, dim, norm_layer=norm_layer, **dd) if upsample else None
         self.blocks = nn.Sequential(*[
             LSSModule(dim, depth=per_module, drop_path=dpr[m], norm_layer=norm_layer, **dd, **lss_kwargs)
             for m in range(num_modules)
@@ -201,14 +211,17 @@ class MambaUPNet(nn.Module):
     Args:
         dims: Channels per layer (upstream ``[512, 256, 128, 64]``).
         depths: HSS blocks per layer, each divisible by 3 or 2 (upstream ``[3, 4, 6, 3]``).
-        d_state: SSM state size.
         drop_path_rate: Largest drop-path rate (upstream 0.2).
-        scan: Scan family of every HSS block (upstream ``'hilbert'``).
-        num_directions: Scan directions per HSS block (upstream 8).
         scan_index_sizes: Per-layer map size for the stored upstream ``scans.index_flat*`` buffers
             (upstream at 256×256: ``[8, 16, 32, 64]``); ``None`` stores none.
-        norm_layer: Norm of the HSS blocks and the upsamplers (``nn.LayerNorm``, eps 1e-5).
-        **ss2d_kwargs: Further :class:`~vision_ssm.layers.SS2D` options.
+        norm_layer: Norm of the HSS blocks and the upsamplers, class or name (``nn.LayerNorm``, eps 1e-5).
+        ssm_cfg: :class:`~vision_ssm.layers.SS2D` keyword arguments of every HSS block (MambaAD's defaults:
+            ``d_state=16``, ``scan='hilbert'``, ``directions=8``).
+        d_state: Override of ``ssm_cfg["d_state"]`` (``None``: not given).
+        scan: Override of ``ssm_cfg["scan"]`` (upstream ``'hilbert'``).
+        directions: Override of ``ssm_cfg["directions"]`` (upstream 8).
+        backend: Selective-scan backend of every HSS block.
+        **kwargs: Deprecated ``num_directions`` and SS2D options as keywords.
 
     State-dict keys: ``layers_up.{i}.upsample.*`` (i ≥ 1), ``layers_up.{i}.blocks.{m}.*`` (LSS modules).
     """
@@ -217,18 +230,25 @@ class MambaUPNet(nn.Module):
         self,
         dims: Sequence[int] = (512, 256, 128, 64),
         depths: Sequence[int] = (3, 4, 6, 3),
-        d_state: int = 16,
+        *,
         drop_path_rate: float = 0.2,
-        scan: str = "hilbert",
-        num_directions: int = 8,
         scan_index_sizes: Sequence[int | tuple[int, int]] | None = None,
-        norm_layer: type[nn.Module] = nn.LayerNorm,
+        norm_layer: NormLayer = nn.LayerNorm,
+        ssm_cfg: Mapping[str, Any] | None = None,
+        d_state: int | None = None,
+        scan: Any = None,
+        directions: Any = None,
+        backend: str | None = None,
         device=None,
         dtype=None,
-        **ss2d_kwargs: Any,
+        **kwargs: Any,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        old = pop_deprecated(kwargs, {"num_directions": "directions"}, "MambaUPNet")
+        ssm_cfg = {**fold_legacy_ssm_kwargs(kwargs, "MambaUPNet"), **(ssm_cfg or {})}
+        cfg = merge_ssm_cfg(ssm_cfg, MAMBAAD_SSM_DEFAULTS, d_state=d_state, scan=scan,
+                            directions=old.get("directions", directions), backend=backend)
         dims, depths = list(dims), list(depths)
         if len(dims) != len(depths):
             raise ValueError(f"dims and depths must have the same length, got {dims} and {depths}")
@@ -239,17 +259,17 @@ class MambaUPNet(nn.Module):
             raise ValueError("scan_index_sizes needs one entry per layer")
         self.dims = dims
         self.depths = depths
-        self.scan = scan
-        self.num_directions = num_directions
+        self.ssm_cfg = cfg
         dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").flip(0).tolist()
         self.layers_up = nn.ModuleList()
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             start = sum(depths[:i])
             self.layers_up.append(LSSLayer(
-                dim, depth, drop_path=dpr[start:start + depth], upsample=i > 0, norm_layer=norm_layer,
-                d_state=d_state, scan=scan, num_directions=num_directions,
-                scan_index_size=None if scan_index_sizes is None else scan_index_sizes[i], **dd, **ss2d_kwargs,
+                dim, depth, drop_path=dpr[start:start + depth], upsample=i > 0, norm_layer=norm_layer, ssm_cfg=cfg,
+                scan_index_size=None if scan_index_sizes is None else scan_index_sizes[i], **dd,
             ))
+        first = self.layers_up[0].blocks[0].smm_blocks[0]
+        self.scan, self.directions = first.scan, first.directions
         self.apply(init_linear_layernorm)  # upstream: Linear trunc_normal(.02), LN 1/0
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

@@ -9,6 +9,7 @@ https://arxiv.org/abs/2407.08083. Official code and weights: https://github.com/
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,8 @@ from timm.layers import register_notrace_function
 from torch import Tensor, nn
 
 from ..ops import selective_scan
+from ._options import pop_deprecated
+from .weight_init import A_log_init, D_init, init_dt_proj_
 
 __all__ = ["MambaVisionMixer", "MambaVisionAttention"]
 
@@ -24,7 +27,10 @@ register_notrace_function(selective_scan)
 
 
 class MambaVisionMixer(nn.Module):
-    """MambaVision's selective-scan token mixer (``MambaVisionMixer`` upstream).
+    """MambaVision's selective-scan token mixer (``MambaVisionMixer`` upstream) on token sequences.
+
+    Layout: fixed, tokens ``(B', L', C)`` in and out (no ``channels_first`` switch: the stage cuts the
+    NCHW map into windows of tokens, see :func:`~vision_ssm.layers.window_partition`).
 
     ``in_proj`` splits the tokens into an SSM branch ``x`` and a symmetric branch ``z`` of
     ``d_inner / 2`` channels each. Both go through a non-causal (``'same'``-padded) depthwise
@@ -38,11 +44,11 @@ class MambaVisionMixer(nn.Module):
     need the default.
 
     Args:
-        dim: Token channels ``C``.
+        d_model: Token channels ``C`` (mamba-ssm's name, as every mixer here; blocks call it ``dim``).
         d_state: SSM state size ``N``.
         d_conv: Depthwise Conv1d kernel size (``'same'`` padding).
-        expand: ``d_inner = expand * dim``; must be even.
-        dt_rank: Rank of the Δ projection, ``'auto'`` = ``ceil(dim / 16)``.
+        expand: ``d_inner = expand * d_model``; must be even.
+        dt_rank: Rank of the Δ projection, ``'auto'`` = ``ceil(d_model / 16)``.
         dt_min: Smallest Δ of the ``dt_proj.bias`` initialisation.
         dt_max: Largest Δ of the ``dt_proj.bias`` initialisation.
         dt_init: ``'random'`` (uniform ``±dt_rank^-0.5·dt_scale``) or ``'constant'`` ``dt_proj.weight``.
@@ -51,11 +57,13 @@ class MambaVisionMixer(nn.Module):
         bias: Bias on ``in_proj`` / ``out_proj`` (upstream: ``False``).
         conv_bias: Bias on the depthwise convs (upstream: ``False``; its ``conv_bias // 2`` is 0).
         double_dt_bias: Add ``dt_proj.bias`` a second time inside the scan (upstream behaviour).
+        backend: Selective-scan backend handed to :func:`vision_ssm.ops.selective_scan` (``None``: automatic).
+        **kwargs: ``dim=`` (deprecated spelling of ``d_model``), honoured with a ``FutureWarning``.
     """
 
     def __init__(
             self,
-            dim: int,
+            d_model: int | None = None,
             d_state: int = 8,
             d_conv: int = 3,
             expand: float = 1,
@@ -68,16 +76,25 @@ class MambaVisionMixer(nn.Module):
             bias: bool = False,
             conv_bias: bool = False,
             double_dt_bias: bool = True,
+            backend: str | None = None,
+            **kwargs: Any,
     ) -> None:
         super().__init__()
-        self.dim = dim
+        old = pop_deprecated(kwargs, {"dim": "d_model"}, "MambaVisionMixer")
+        if kwargs:
+            raise TypeError(f"MambaVisionMixer got unexpected keyword arguments {sorted(kwargs)}")
+        dim = old["d_model"] if d_model is None and "d_model" in old else d_model
+        if dim is None:
+            raise TypeError("MambaVisionMixer needs d_model")
+        self.d_model = dim
         self.d_state = d_state
         self.d_inner = int(expand * dim)
         if self.d_inner % 2:
-            raise ValueError(f"MambaVisionMixer: d_inner = expand * dim = {self.d_inner} must be even")
+            raise ValueError(f"MambaVisionMixer: d_inner = expand * d_model = {self.d_inner} must be even")
         half = self.d_inner // 2
         self.dt_rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
         self.double_dt_bias = double_dt_bias
+        self.backend = backend
 
         self.in_proj = nn.Linear(dim, self.d_inner, bias=bias)
         self.x_proj = nn.Linear(half, self.dt_rank + 2 * d_state, bias=False)
@@ -100,21 +117,14 @@ class MambaVisionMixer(nn.Module):
             dt_scale: float = 1.0,
             dt_init_floor: float = 1e-4,
     ) -> None:
-        """Mamba initialisation of ``dt_proj``, ``A_log`` (``log(1..N)``) and ``D`` (ones)."""
-        std = self.dt_rank ** -0.5 * dt_scale
-        if dt_init == "constant":
-            nn.init.constant_(self.dt_proj.weight, std)
-        elif dt_init == "random":
-            nn.init.uniform_(self.dt_proj.weight, -std, std)
-        else:
-            raise ValueError(f"MambaVisionMixer: unknown dt_init {dt_init!r}")
-        half, dev = self.dt_proj.bias.shape[0], self.dt_proj.bias.device
-        dt = torch.exp(torch.rand(half, device=dev) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=dt_init_floor)
-        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
-        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=dev)
-        self.A_log.copy_(torch.log(a).expand(half, -1))
-        self.D.fill_(1.0)
+        """Mamba initialisation of ``dt_proj``, ``A_log`` (``log(1..N)``) and ``D`` (ones).
+
+        See :mod:`vision_ssm.layers.weight_init` (shared with SS2D).
+        """
+        init_dt_proj_(self.dt_proj.weight, self.dt_proj.bias, self.dt_rank, dt_min, dt_max, dt_init, dt_scale,
+                      dt_init_floor)
+        self.A_log.copy_(A_log_init(self.d_state, self.A_log.shape[0], self.A_log.device))
+        self.D.copy_(D_init(self.D.shape[0], self.D.device))
 
     def forward(self, x: Tensor) -> Tensor:
         """Mix tokens.
@@ -138,7 +148,7 @@ class MambaVisionMixer(nn.Module):
         delta_bias = self.dt_proj.bias.float() if self.double_dt_bias else None
         y = selective_scan(
             xs.contiguous(), dt, a, b, c, self.D.float(),
-            z=None, delta_bias=delta_bias, delta_softplus=True,
+            z=None, delta_bias=delta_bias, delta_softplus=True, backend=self.backend,
         )
         y = torch.cat([y, z], dim=1).transpose(1, 2)  # (B', L', d_inner): concat, not a gate
         return self.out_proj(y)

@@ -9,15 +9,19 @@ Paper: https://arxiv.org/abs/2407.08083; official code: https://github.com/NVlab
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from timm.layers import DropPath, Mlp, register_notrace_function
 from timm.models import checkpoint_seq
 from torch import Tensor, nn
 
+from ._options import merge_ssm_cfg, pop_deprecated
 from .mambavision_mixer import MambaVisionAttention, MambaVisionMixer
+from .norm import NormLayer, get_norm
 
 __all__ = [
     "MambaVisionBlock",
@@ -42,14 +46,12 @@ def window_partition(x: Tensor, window_size: int) -> Tensor:
         Tokens ``(B * nW, ws*ws, C)`` with ``nW = ceil(H/ws) * ceil(W/ws)``; windows row-major over
         the window grid, tokens row-major inside each window. Padded positions are zeros.
     """
-    B, C, H, W = x.shape
+    H, W = x.shape[2], x.shape[3]
     ws = window_size
     pad_b, pad_r = (ws - H % ws) % ws, (ws - W % ws) % ws
     if pad_b or pad_r:
         x = F.pad(x, (0, pad_r, 0, pad_b))
-    Hp, Wp = H + pad_b, W + pad_r
-    x = x.view(B, C, Hp // ws, ws, Wp // ws, ws).permute(0, 2, 4, 3, 5, 1)
-    return x.reshape(-1, ws * ws, C)
+    return rearrange(x, "b c (nh wh) (nw ww) -> (b nh nw) (wh ww) c", wh=ws, ww=ws)
 
 
 @register_notrace_function
@@ -67,12 +69,18 @@ def window_reverse(windows: Tensor, window_size: int, H: int, W: int) -> Tensor:
     """
     ws = window_size
     nh, nw = -(-H // ws), -(-W // ws)
-    C = windows.shape[-1]
-    x = windows.reshape(-1, nh, nw, ws, ws, C).permute(0, 5, 1, 3, 2, 4)
-    x = x.reshape(-1, C, nh * ws, nw * ws)
+    x = rearrange(windows, "(b nh nw) (wh ww) c -> b c (nh wh) (nw ww)", nh=nh, nw=nw, wh=ws, ww=ws)
     if nh * ws != H or nw * ws != W:
         x = x[:, :, :H, :W]
     return x.contiguous()
+
+
+def _legacy_mixer_kwargs(kwargs: dict[str, Any], ssm_cfg: Mapping[str, Any] | None, owner: str) -> dict[str, Any]:
+    """``ssm_cfg`` with the deprecated ``mixer_kwargs=`` folded in (``ssm_cfg`` wins)."""
+    old = pop_deprecated(kwargs, {"mixer_kwargs": "ssm_cfg"}, owner)
+    if kwargs:
+        raise TypeError(f"{owner} got unexpected keyword arguments {sorted(kwargs)}")
+    return {**(old.get("ssm_cfg") or {}), **(ssm_cfg or {})}
 
 
 def mambavision_attn_indices(depth: int) -> list[int]:
@@ -137,7 +145,12 @@ class MambaVisionBlock(nn.Module):
         attn_drop: Attention-probability dropout.
         drop_path: Stochastic-depth rate of both residual branches.
         layer_scale: Initial value of the learnable ``gamma_1``/``gamma_2`` ``(C,)``; ``None``: no scale.
-        mixer_kwargs: Extra arguments of :class:`MambaVisionMixer` (``d_state``, ``double_dt_bias``, ...).
+        norm_layer: The two pre-norms over the token channels, a class or a name (default ``nn.LayerNorm``,
+            eps 1e-5, as upstream; see :mod:`vision_ssm.layers.norm`).
+        ssm_cfg: :class:`MambaVisionMixer` keyword arguments (``d_state``, ``d_conv``, ``expand``,
+            ``double_dt_bias``, ``backend``, ...); unused by an attention block.
+        backend: Override of ``ssm_cfg["backend"]``, the mixer's selective-scan backend (``None``: not given).
+        **kwargs: ``mixer_kwargs=`` (deprecated spelling of ``ssm_cfg``), honoured with a ``FutureWarning``.
     """
 
     def __init__(
@@ -151,17 +164,22 @@ class MambaVisionBlock(nn.Module):
             attn_drop: float = 0.0,
             drop_path: float = 0.0,
             layer_scale: float | None = None,
-            mixer_kwargs: dict | None = None,
+            norm_layer: NormLayer = nn.LayerNorm,
+            ssm_cfg: Mapping[str, Any] | None = None,
+            backend: str | None = None,
+            **kwargs: Any,
     ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        ssm_cfg = _legacy_mixer_kwargs(kwargs, ssm_cfg, "MambaVisionBlock")
+        norm, _ = get_norm(norm_layer, channels_first=False)
+        self.norm1 = norm(dim)
         if attention:
             self.mixer = MambaVisionAttention(
                 dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         else:
-            self.mixer = MambaVisionMixer(dim, **(mixer_kwargs or {}))
+            self.mixer = MambaVisionMixer(dim, **merge_ssm_cfg(ssm_cfg, backend=backend))
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = norm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
         if layer_scale is not None:
             self.gamma_1 = nn.Parameter(layer_scale * torch.ones(dim))
@@ -210,7 +228,9 @@ class MambaVisionStage(nn.Module):
         drop_path: Stochastic-depth rate, one per block or one for all.
         layer_scale: Layer-scale init of the hybrid blocks (``None``: off).
         layer_scale_conv: Layer-scale init of the conv blocks (``None``: off).
-        mixer_kwargs: Extra arguments of :class:`MambaVisionMixer`.
+        ssm_cfg: :class:`MambaVisionMixer` keyword arguments of the Mamba blocks.
+        backend: Override of ``ssm_cfg["backend"]`` (``None``: not given).
+        **kwargs: ``mixer_kwargs=`` (deprecated spelling of ``ssm_cfg``), honoured with a ``FutureWarning``.
     """
 
     def __init__(
@@ -230,9 +250,12 @@ class MambaVisionStage(nn.Module):
             drop_path: float | Sequence[float] = 0.0,
             layer_scale: float | None = None,
             layer_scale_conv: float | None = None,
-            mixer_kwargs: dict | None = None,
+            ssm_cfg: Mapping[str, Any] | None = None,
+            backend: str | None = None,
+            **kwargs: Any,
     ) -> None:
         super().__init__()
+        ssm_cfg = merge_ssm_cfg(_legacy_mixer_kwargs(kwargs, ssm_cfg, "MambaVisionStage"), backend=backend)
         if not downsample and in_dim != dim:
             raise ValueError(f"MambaVisionStage: in_dim {in_dim} != dim {dim} needs downsample=True")
         self.conv = conv
@@ -257,7 +280,7 @@ class MambaVisionStage(nn.Module):
                     attn_drop=attn_drop,
                     drop_path=dpr[i],
                     layer_scale=layer_scale,
-                    mixer_kwargs=mixer_kwargs,
+                    ssm_cfg=ssm_cfg,
                 )
                 for i in range(depth)
             ]

@@ -5,41 +5,47 @@ decoder stages of MambaUPNet.
 """
 from __future__ import annotations
 
+from einops import rearrange
 from torch import Tensor, nn
+
+from .norm import NormLayer, get_norm
 
 __all__ = ["PatchExpand2D"]
 
 
 class PatchExpand2D(nn.Module):
-    """Double the spatial size and halve the channels of a channels-last map.
+    """Double the spatial size of a channels-last map: ``(B, H, W, dim) → (B, 2H, 2W, out_dim)``.
 
-    ``(B, H, W, 2·dim) → Linear(2·dim → 4·dim, no bias) → (B, 2H, 2W, dim) → LayerNorm(dim)``.
-    The 4·dim expanded channels are read as ``(p1, p2, c)`` with ``p1, p2 ∈ {0, 1}``: channel
-    ``(p1·2 + p2)·dim + c`` goes to output pixel ``(2h + p1, 2w + p2)``, channel ``c``.
+    ``Linear(dim → 4·out_dim, no bias)``, then each pixel's ``4·out_dim`` channels, read as
+    ``(p1, p2, c)`` with ``p1, p2 ∈ {0, 1}``, go to output pixel ``(2h + p1, 2w + p2)`` channel ``c``
+    (a pixel shuffle), then ``norm(out_dim)``. MambaAD uses ``out_dim = dim // 2``.
+
+    Like :class:`~vision_ssm.layers.PatchMerging2D`, the first argument is the *input* channels.
 
     Args:
-        dim: Output channels (the input has ``2·dim``).
-        norm_layer: Norm over the output channels (upstream: ``nn.LayerNorm``, eps 1e-5).
+        dim: Input channels.
+        out_dim: Output channels (MambaAD: ``dim // 2``).
+        norm_layer: Norm over the output channels, a name or a class (upstream: ``nn.LayerNorm``, eps 1e-5;
+            see :mod:`vision_ssm.layers.norm`).
 
-    State-dict keys: ``expand.weight`` ``(4·dim, 2·dim)``, ``norm.weight``/``norm.bias`` ``(dim,)``.
+    State-dict keys: ``expand.weight`` ``(4·out_dim, dim)``, ``norm.weight``/``norm.bias`` ``(out_dim,)``.
     """
 
-    def __init__(self, dim: int, norm_layer: type[nn.Module] = nn.LayerNorm, device=None, dtype=None):
+    def __init__(self, dim: int, out_dim: int, norm_layer: NormLayer = nn.LayerNorm, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        norm, _ = get_norm(norm_layer, channels_first=False)
         self.dim = dim
-        self.expand = nn.Linear(2 * dim, 4 * dim, bias=False, **dd)
-        self.norm = norm_layer(dim, **dd)
+        self.out_dim = out_dim
+        self.expand = nn.Linear(dim, 4 * out_dim, bias=False, **dd)
+        self.norm = norm(out_dim, **dd)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(B, H, W, 2·dim)`` → ``(B, 2H, 2W, dim)``, channels-last."""
-        B, H, W, C = x.shape
-        if C != 2 * self.dim:
-            raise ValueError(f"PatchExpand2D(dim={self.dim}) expects {2 * self.dim} input channels, got {C}")
-        x = self.expand(x).view(B, H, W, 2, 2, self.dim)
-        x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, 2 * H, 2 * W, self.dim)
+        """``(B, H, W, dim)`` → ``(B, 2H, 2W, out_dim)``, channels-last."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"PatchExpand2D(dim={self.dim}) expects {self.dim} input channels, got {x.shape[-1]}")
+        x = rearrange(self.expand(x), "b h w (p1 p2 c) -> b (h p1) (w p2) c", p1=2, p2=2)
         return self.norm(x)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}"
-
+        return f"dim={self.dim}, out_dim={self.out_dim}"

@@ -22,9 +22,10 @@ import torch
 from timm.layers import LayerNorm2d, register_notrace_function, register_notrace_module
 from torch import Tensor, nn
 
-from ..ops import DirectionSet, get_directions, scan_order, ss2d_scan
+from ..ops import DirectionSet, DirectionSpec, resolve_directions, scan_order, ss2d_scan
 from ._fx import is_fx_tracing as _is_fx_tracing
 from .linear2d import Linear2d
+from .weight_init import A_log_init, D_init, init_dt_proj_
 
 __all__ = ["SS2D", "ScanIndex"]
 
@@ -34,7 +35,7 @@ class ScanIndex(nn.Module):
 
     Upstream keeps them as non-trainable ``nn.Parameter``; here they are buffers with the same
     state-dict keys, so official checkpoints load strictly. They record the base order of the scan
-    family at a fixed ``H×W``; the scan itself uses :func:`vision_ssm.ops.get_directions`.
+    family at a fixed ``H×W``; the scan itself uses :func:`vision_ssm.ops.resolve_directions`.
     """
 
     def __init__(self, family: str, H: int, W: int):
@@ -52,6 +53,26 @@ def _block_diagonal(w: Tensor) -> Tensor:
     out = w.new_zeros(K, R, K, D)
     out.diagonal(dim1=0, dim2=2).copy_(w.permute(1, 2, 0))  # the (R, D, K) diagonal of (k, k) pairs
     return out.view(K * R, K * D)
+
+
+def _direction_source(
+        scan: str | tuple[str, int] | DirectionSpec | DirectionSet,
+        directions: int | DirectionSpec | DirectionSet | None,
+) -> DirectionSpec | DirectionSet:
+    """What SS2D hands :func:`~vision_ssm.ops.resolve_directions` per forward: a size-independent
+    :class:`~vision_ssm.ops.DirectionSpec`, or a fixed :class:`~vision_ssm.ops.DirectionSet`."""
+    if isinstance(directions, (DirectionSpec, DirectionSet)):
+        return directions
+    if isinstance(scan, DirectionSet):
+        if directions is not None and int(directions) != scan.K:
+            raise ValueError(f"SS2D: direction set {scan.name!r} has K={scan.K}, directions={directions}")
+        return scan
+    k = None if directions is None else int(directions)
+    bare_name = isinstance(scan, str) and not scan.rpartition("-")[2].isdigit()
+    spec = DirectionSpec.parse(scan, 4 if k is None and bare_name else k)
+    if k is not None and spec.num_directions != k:
+        raise ValueError(f"SS2D: scan {spec.name!r} has K={spec.num_directions}, directions={k}")
+    return spec
 
 
 def _resolve_act(act_layer: str | Callable[[], nn.Module] | None) -> nn.Module:
@@ -91,11 +112,16 @@ class SS2D(nn.Module):
         out_norm: ``"layernorm"`` (``LayerNorm(D)``, or ``LayerNorm2d(D)`` when channels-first),
             ``"none"``/``None``, or a callable ``f(D) -> nn.Module``.
         out_norm_eps: Epsilon of the LayerNorm out-norm.
-        channels_first: Input/output layout (``True``: NCHW with 1×1-conv projections, VMamba-v2 ``ln2d``).
-        scan: Scan family (``"sweep"``, ``"snake"``/``"scan"``, ``"zorder"``, ``"zigzag"``, ``"hilbert"``, ...;
-            see :func:`vision_ssm.ops.get_directions`).
-        directions: Number of directions ``K`` (VMamba: 4; MambaAD: 2/4/8), or a fixed
-            :class:`~vision_ssm.ops.DirectionSet` (then the input must have its ``H×W``).
+        channels_first: Input/output layout: ``False`` = NHWC ``(B, H, W, C)``, ``True`` = NCHW
+            ``(B, C, H, W)`` with 1×1-conv projections (VMamba-v2 ``ln2d``). Named the same in every block.
+        scan: What to scan, anything :func:`vision_ssm.ops.resolve_directions` accepts: a family name
+            (``"sweep"``, ``"snake"``/``"scan"``, ``"zorder"``, ``"zigzag"``, ``"hilbert"``, ...; with
+            ``directions``), a ``"family-K"`` string, a ``(family, K)`` tuple, a
+            :class:`~vision_ssm.ops.DirectionSpec` or a fixed :class:`~vision_ssm.ops.DirectionSet` (then
+            the input must have its ``H×W``). Resolved once per forward for the input's size and device.
+        directions: Number of directions ``K`` (VMamba: 4; MambaAD: 2/4/8); ``None``: the ``K`` that
+            ``scan`` carries, else 4. A :class:`~vision_ssm.ops.DirectionSpec` / ``DirectionSet`` is also
+            accepted here (the older spelling).
         scan_index_size: If set (``int`` or ``(H, W)``), register MambaAD's ``scans.index_flat`` /
             ``scans.index_flat_inv`` buffers for that map size (for strict loading of its checkpoints).
         force_fp32: Cast the scan inputs to fp32 (VMamba v0); the scan math is fp32 either way.
@@ -124,8 +150,8 @@ class SS2D(nn.Module):
             out_norm: str | Callable[[int], nn.Module] | None = "layernorm",
             out_norm_eps: float = 1e-5,
             channels_first: bool = False,
-            scan: str = "sweep",
-            directions: int | DirectionSet = 4,
+            scan: str | tuple[str, int] | DirectionSpec | DirectionSet = "sweep",
+            directions: int | DirectionSpec | DirectionSet | None = None,
             scan_index_size: int | tuple[int, int] | None = None,
             force_fp32: bool = True,
             dropout: float = 0.0,
@@ -148,14 +174,9 @@ class SS2D(nn.Module):
         self.gate = gate
         self.force_fp32 = force_fp32
         self.backend = backend
-        if isinstance(directions, DirectionSet):
-            self.fixed_directions: DirectionSet | None = directions
-            self.scan = directions.family
-            self.num_directions = K = directions.K
-        else:
-            self.fixed_directions = None
-            self.scan = scan
-            self.num_directions = K = int(directions)
+        self._dirs = _direction_source(scan, directions)
+        self.scan = self._dirs.family
+        self.directions = K = self._dirs.K if isinstance(self._dirs, DirectionSet) else self._dirs.num_directions
 
         linear = Linear2d if channels_first else nn.Linear
         self.in_proj = linear(d_model, d_inner * (2 if gate else 1), bias=bias, **dd)
@@ -189,44 +210,30 @@ class SS2D(nn.Module):
             h, w = (scan_index_size, scan_index_size) if isinstance(scan_index_size, int) else scan_index_size
             self.scans = ScanIndex(self.scan, h, w).to(device=device)
 
-        self._dt_init = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale, floor=dt_init_floor)
+        self._dt_init = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
+                             dt_init_floor=dt_init_floor)
         self.reset_ssm_parameters()
 
     @torch.no_grad()
     def reset_ssm_parameters(self) -> None:
-        """Upstream ``mamba_init`` (``ssm_init="v0"``) of the SSM parameters.
+        """Upstream ``mamba_init`` (``ssm_init="v0"``) of the SSM parameters (:mod:`~vision_ssm.layers.weight_init`).
 
         ``dt_projs_weight`` ~ U(±R^-0.5·dt_scale); ``dt_projs_bias`` = softplus⁻¹(dt) with
         dt log-uniform in ``[dt_min, dt_max]`` (clamped at the floor, drawn per direction);
-        ``A_logs`` = log(1..N) (S4D-real); ``Ds`` = 1; ``x_proj_weight`` ~ U(±1/√D) (``nn.Linear`` default).
+        ``x_proj_weight`` ~ U(±1/√D) (``nn.Linear`` default); ``A_logs`` = log(1..N) (S4D-real); ``Ds`` = 1.
         """
-        c = self._dt_init
-        std = self.dt_rank ** -0.5 * c["dt_scale"]
-        if c["dt_init"] == "constant":
-            self.dt_projs_weight.fill_(std)
-        elif c["dt_init"] == "random":
-            self.dt_projs_weight.uniform_(-std, std)
-        else:
-            raise ValueError(f"SS2D: unknown dt_init {c['dt_init']!r}")
-        lo, hi = math.log(c["dt_min"]), math.log(c["dt_max"])
-        dt = torch.exp(torch.rand_like(self.dt_projs_bias, dtype=torch.float32) * (hi - lo) + lo).clamp(min=c["floor"])
-        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        init_dt_proj_(self.dt_projs_weight, self.dt_projs_bias, self.dt_rank, **self._dt_init)
         bound = self.d_inner ** -0.5
         self.x_proj_weight.uniform_(-bound, bound)
-        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_logs.device)
-        self.A_logs.copy_(torch.log(a).expand_as(self.A_logs))
-        self.Ds.fill_(1.0)
+        self.A_logs.copy_(A_log_init(self.d_state, self.A_logs.shape[0], self.A_logs.device))
+        self.Ds.copy_(D_init(self.Ds.shape[0], self.Ds.device))
 
     def _directions(self, H: int, W: int, device: torch.device) -> DirectionSet:
-        fixed = self.fixed_directions
-        if fixed is None:
-            return get_directions(self.scan, H, W, self.num_directions, device)
-        if (fixed.H, fixed.W) != (H, W):
-            raise ValueError(f"SS2D: fixed direction set is {fixed.H}x{fixed.W}, input is {H}x{W}")
-        if fixed.index.device != device:
-            fixed = DirectionSet(fixed.name, fixed.family, H, W, fixed.index.to(device), fixed.inverse.to(device))
-            self.fixed_directions = fixed
-        return fixed
+        """The configured directions for an ``H×W`` map on ``device`` (:func:`~vision_ssm.ops.resolve_directions`)."""
+        dirs = resolve_directions(self._dirs, H, W, device=device)
+        if isinstance(self._dirs, DirectionSet) and dirs is not self._dirs:
+            self._dirs = dirs  # keep a fixed set on the device it is used on (one copy, not one per call)
+        return dirs
 
     def forward_core(self, x: Tensor) -> Tensor:
         """The K-direction scan of a ``(B, D, H, W)`` map; returns ``(B, D, H, W)`` (fp32 if ``force_fp32``).
@@ -237,7 +244,7 @@ class SS2D(nn.Module):
         """
         B, Dm, H, W = x.shape
         L = H * W
-        K, R, N = self.num_directions, self.dt_rank, self.d_state
+        K, R, N = self.directions, self.dt_rank, self.d_state
         dirs = self._directions(H, W, x.device)
         xf = x.reshape(B, Dm, L)
         channels_last = xf.stride(1) == 1 and Dm > 1
@@ -298,7 +305,7 @@ class SS2D(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "
-                f"scan={self.scan!r}, directions={self.num_directions}, gate={self.gate}, "
+                f"scan={self.scan!r}, directions={self.directions}, gate={self.gate}, "
                 f"channels_first={self.channels_first}")
 
 

@@ -1,21 +1,25 @@
 """VMamba's VSS block and its stem / downsample / norm helpers (``MzeroMiko/VMamba: classification/models/vmamba.py``).
 
 Layouts: a VMamba model is either channels-last (``norm_layer="ln"``: blocks see ``(B, H, W, C)``) or
-channels-first (``"ln2d"``/``"bn"``: blocks see ``(B, C, H, W)``). Module indices inside the
+channels-first (``"ln2d"``/``"bn"``: blocks see ``(B, C, H, W)``); blocks state it as ``channels_first``
+(default: the norm's own layout). Module indices inside the
 ``nn.Sequential`` helpers match upstream so official state-dict keys (``patch_embed.0``,
 ``downsample.1``, ...) load unchanged.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerNorm2d, SelectAdaptivePool2d, get_act_layer
+from timm.layers import DropPath, SelectAdaptivePool2d, get_act_layer
 from timm.models import checkpoint_seq
 from torch import Tensor, nn
 
+from ._options import merge_ssm_cfg, pop_deprecated
 from .linear2d import Linear2d
+from .norm import NormLayer, get_norm
 from .ss2d import SS2D
 
 __all__ = [
@@ -35,20 +39,15 @@ class Permute(nn.Module):
         return x.permute(*self.dims)
 
 
-def vmamba_norm(norm_layer: str) -> tuple[Callable[[int], nn.Module], bool]:
-    """Resolve VMamba's norm name to ``(factory(C) -> module, channels_first)``.
+def vmamba_norm(norm_layer: NormLayer) -> tuple[Callable[..., nn.Module], bool]:
+    """Resolve VMamba's ``norm_layer`` to ``(factory(C, **factory_kwargs) -> module, channels_first)``.
 
-    ``"ln"``: ``nn.LayerNorm`` over the last dim of ``(B, H, W, C)``; ``"ln2d"``: LayerNorm over the
-    channels of ``(B, C, H, W)``; ``"bn"``: ``BatchNorm2d``. LayerNorm eps is 1e-5 as upstream.
+    The same as :func:`vision_ssm.layers.norm.get_norm` (kept under VMamba's name): ``"ln"``
+    (``nn.LayerNorm`` over the last dim of ``(B, H, W, C)``), ``"ln2d"`` (LayerNorm over the channels of
+    ``(B, C, H, W)``), ``"bn"`` (``BatchNorm2d``), any timm norm name, or a class/callable. LayerNorm eps
+    is 1e-5 as upstream.
     """
-    name = norm_layer.lower()
-    if name == "ln":
-        return (lambda c, **kw: nn.LayerNorm(c, eps=1e-5, **kw)), False
-    if name == "ln2d":
-        return (lambda c, **kw: LayerNorm2d(c, eps=1e-5, **kw)), True
-    if name == "bn":
-        return (lambda c, **kw: nn.BatchNorm2d(c, **kw)), True
-    raise ValueError(f"unknown VMamba norm_layer {norm_layer!r} (expected 'ln', 'ln2d' or 'bn')")
+    return get_norm(norm_layer)
 
 
 class Mlp(nn.Module):
@@ -67,79 +66,94 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+# VSSBlock's pre-2025 keywords (upstream VSSBlock names) -> the block's / SS2D's names
+_VSS_RENAMES = {
+    "hidden_dim": "dim", "ssm_d_state": "d_state", "ssm_kwargs": "ssm_cfg",
+    "ssm_dt_rank": "ssm_cfg.dt_rank", "ssm_act_layer": "ssm_cfg.act_layer", "ssm_conv": "ssm_cfg.d_conv",
+    "ssm_conv_bias": "ssm_cfg.conv_bias", "ssm_drop_rate": "ssm_cfg.dropout", "ssm_gate": "ssm_cfg.gate",
+    "ssm_force_fp32": "ssm_cfg.force_fp32",
+}
+
+
 class VSSBlock(nn.Module):
     """VMamba block: ``x + DropPath(SS2D(norm(x)))`` then, if ``mlp_ratio > 0``, ``x + DropPath(Mlp(norm2(x)))``.
 
-    Input/output ``(B, H, W, C)`` for ``norm_layer="ln"``, ``(B, C, H, W)`` for ``"ln2d"``/``"bn"``.
-    State-dict keys: ``norm.*``, ``op.*`` (:class:`~vision_ssm.layers.SS2D`), ``norm2.*``, ``mlp.fc1.*``, ``mlp.fc2.*``.
+    Input/output ``(B, H, W, C)`` when ``channels_first=False`` (VMamba ``"ln"``), ``(B, C, H, W)`` when
+    ``True`` (``"ln2d"``/``"bn"``). State-dict keys: ``norm.*``, ``op.*`` (:class:`~vision_ssm.layers.SS2D`),
+    ``norm2.*``, ``mlp.fc1.*``, ``mlp.fc2.*``.
 
     Args:
-        hidden_dim: Channels ``C``.
+        dim: Channels ``C``.
         drop_path: Stochastic-depth rate.
-        norm_layer: ``"ln"``, ``"ln2d"`` or ``"bn"`` (sets the layout).
-        ssm_d_state: SS2D state size.
-        ssm_ratio: SS2D inner width ratio; ``0`` drops the SSM branch.
-        ssm_dt_rank: SS2D ``dt_rank``.
-        ssm_act_layer: SS2D activation.
-        ssm_conv: SS2D depthwise conv size.
-        ssm_conv_bias: SS2D conv bias.
-        ssm_drop_rate: Dropout after ``out_proj``.
-        ssm_gate: SS2D ``z`` gate (v0: True; v2 ``_noz``: False).
-        ssm_force_fp32: SS2D ``force_fp32``.
-        scan: Scan family for SS2D.
-        directions: Number of scan directions for SS2D.
+        norm_layer: ``"ln"``, ``"ln2d"``, ``"bn"``, a timm norm name or a class/callable
+            (:mod:`vision_ssm.layers.norm`).
+        ssm_cfg: :class:`~vision_ssm.layers.SS2D` keyword arguments (``d_state``, ``ssm_ratio``, ``dt_rank``,
+            ``act_layer``, ``d_conv``, ``conv_bias``, ``dropout``, ``gate``, ``force_fp32``, ``scan``,
+            ``directions``, ``backend``, ...). ``ssm_ratio`` ``0`` drops the SSM branch. The block sets
+            ``channels_first``; its default ``act_layer`` is ``"silu"``.
+        d_state: Override of ``ssm_cfg["d_state"]`` (``None``: not given).
+        ssm_ratio: Override of ``ssm_cfg["ssm_ratio"]``.
+        scan: Override of ``ssm_cfg["scan"]``.
+        directions: Override of ``ssm_cfg["directions"]``.
+        backend: Selective-scan backend of SS2D (``None``: ``ssm_cfg``'s, else automatic).
         mlp_ratio: MLP hidden ratio; ``0`` drops the MLP branch (vanilla VMamba).
         mlp_act_layer: MLP activation.
         mlp_drop_rate: MLP dropout.
         post_norm: Apply each norm after its branch instead of before.
-        ssm_kwargs: Extra :class:`SS2D` arguments (e.g. ``backend``).
+        channels_first: Layout (``None``: the norm's own, e.g. ``"ln"`` → NHWC, ``"ln2d"`` → NCHW).
+        **kwargs: Deprecated spellings (``hidden_dim``, ``ssm_d_state``, ``ssm_kwargs``, ``ssm_conv``, ...),
+            honoured with a ``FutureWarning``.
     """
 
     def __init__(
             self,
-            hidden_dim: int,
+            dim: int | None = None,
             drop_path: float = 0.0,
-            norm_layer: str = "ln",
-            ssm_d_state: int = 16,
-            ssm_ratio: float = 2.0,
-            ssm_dt_rank: int | str = "auto",
-            ssm_act_layer: str | Callable = "silu",
-            ssm_conv: int = 3,
-            ssm_conv_bias: bool = True,
-            ssm_drop_rate: float = 0.0,
-            ssm_gate: bool = True,
-            ssm_force_fp32: bool = True,
-            scan: str = "sweep",
-            directions: int = 4,
+            norm_layer: NormLayer = "ln",
+            *,
+            ssm_cfg: Mapping[str, Any] | None = None,
+            d_state: int | None = None,
+            ssm_ratio: float | None = None,
+            scan: Any = None,
+            directions: Any = None,
+            backend: str | None = None,
             mlp_ratio: float = 4.0,
             mlp_act_layer: str | Callable = "gelu",
             mlp_drop_rate: float = 0.0,
             post_norm: bool = False,
-            ssm_kwargs: dict | None = None,
+            channels_first: bool | None = None,
             device=None,
             dtype=None,
+            **kwargs: Any,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        norm, channels_first = vmamba_norm(norm_layer)
+        old = pop_deprecated(kwargs, _VSS_RENAMES, "VSSBlock")
+        if kwargs:
+            raise TypeError(f"VSSBlock got unexpected keyword arguments {sorted(kwargs)}")
+        dim = old.pop("dim") if dim is None and "dim" in old else dim
+        if dim is None:
+            raise TypeError("VSSBlock needs dim")
+        ssm_cfg = {**old.pop("ssm_cfg", {}), **(ssm_cfg or {})}
+        legacy = {k[8:]: v for k, v in old.items() if k.startswith("ssm_cfg.")}
+        norm, channels_first = get_norm(norm_layer, channels_first)
+        cfg = merge_ssm_cfg(ssm_cfg, dict(act_layer="silu"), **legacy, d_state=old.get("d_state", d_state),
+                            ssm_ratio=ssm_ratio, scan=scan, directions=directions, backend=backend)
+        cfg["channels_first"] = channels_first
         self.channels_first = channels_first
         self.post_norm = post_norm
-        self.ssm_branch = ssm_ratio > 0
+        self.ssm_branch = cfg.get("ssm_ratio", 2.0) > 0
         self.mlp_branch = mlp_ratio > 0
         if self.ssm_branch:
-            self.norm = norm(hidden_dim, **dd)
-            self.op = SS2D(
-                hidden_dim, d_state=ssm_d_state, ssm_ratio=ssm_ratio, dt_rank=ssm_dt_rank, d_conv=ssm_conv,
-                conv_bias=ssm_conv_bias, act_layer=ssm_act_layer, gate=ssm_gate, channels_first=channels_first,
-                scan=scan, directions=directions, force_fp32=ssm_force_fp32, dropout=ssm_drop_rate,
-                **(ssm_kwargs or {}), **dd,
-            )
+            self.norm = norm(dim, **dd)
+            self.op = SS2D(dim, **cfg, **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if self.mlp_branch:
-            self.norm2 = norm(hidden_dim, **dd)
-            self.mlp = Mlp(hidden_dim, int(hidden_dim * mlp_ratio), mlp_act_layer, mlp_drop_rate, channels_first, **dd)
+            self.norm2 = norm(dim, **dd)
+            self.mlp = Mlp(dim, int(dim * mlp_ratio), mlp_act_layer, mlp_drop_rate, channels_first, **dd)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``(B, H, W, C)`` → same, or ``(B, C, H, W)`` → same when ``channels_first``."""
         if self.ssm_branch:
             if self.post_norm:
                 x = x + self.drop_path(self.norm(self.op(x)))
@@ -154,14 +168,14 @@ class VSSBlock(nn.Module):
 
 
 def vmamba_patch_embed(in_chans: int, embed_dim: int, patch_size: int = 4, patch_norm: bool = True,
-                       norm_layer: str = "ln", version: str = "v1", device=None, dtype=None) -> nn.Sequential:
+                       norm_layer: NormLayer = "ln", version: str = "v1", device=None, dtype=None) -> nn.Sequential:
     """VMamba stem: ``(B, in_chans, H, W)`` → ``(B, H/4, W/4, C)`` (``ln``) or ``(B, C, H/4, W/4)``.
 
     ``v1``: Conv(k=s=patch) → norm (keys ``0``, ``2``). ``v2``: Conv(3×3, s2) → norm → GELU →
     Conv(3×3, s2) → norm (keys ``0``, ``2``, ``5``, ``7``; ``patch_size`` must be 4).
     """
     dd = {"device": device, "dtype": dtype}
-    norm, cf = vmamba_norm(norm_layer)
+    norm, cf = get_norm(norm_layer)
     to_last = nn.Identity() if cf else Permute(0, 2, 3, 1)
     to_first = nn.Identity() if cf else Permute(0, 3, 1, 2)
     if version == "v1":
@@ -190,13 +204,21 @@ def vmamba_patch_embed(in_chans: int, embed_dim: int, patch_size: int = 4, patch
 class PatchMerging2D(nn.Module):
     """Downsample v1: gather each 2×2 patch into ``4C`` channels → norm → ``Linear(4C → out)`` (no bias).
 
-    ``(B, H, W, C)`` → ``(B, ⌈H/2⌉, ⌈W/2⌉, out)`` (channels-last; odd sizes are zero-padded), or the NCHW
-    equivalent when the norm is channels-first. Keys: ``norm.*`` ``(4C)``, ``reduction.weight`` ``(out, 4C)``.
+    ``(B, H, W, dim)`` → ``(B, ⌈H/2⌉, ⌈W/2⌉, out_dim)`` (odd sizes are zero-padded), or the NCHW equivalent
+    when ``channels_first``. Keys: ``norm.*`` ``(4·dim)``, ``reduction.weight`` ``(out_dim, 4·dim)``.
+
+    Args:
+        dim: Input channels.
+        out_dim: Output channels.
+        norm_layer: Norm over the ``4·dim`` gathered channels (name or class, :mod:`vision_ssm.layers.norm`).
+        channels_first: Layout (``None``: the norm's own).
     """
 
-    def __init__(self, dim: int, out_dim: int, norm_layer: str = "ln", device=None, dtype=None):
+    def __init__(self, dim: int, out_dim: int, norm_layer: NormLayer = "ln", channels_first: bool | None = None,
+                 device=None, dtype=None):
         super().__init__()
-        norm, self.channels_first = vmamba_norm(norm_layer)
+        self.dim, self.out_dim = dim, out_dim
+        norm, self.channels_first = get_norm(norm_layer, channels_first)
         linear = Linear2d if self.channels_first else nn.Linear
         self.reduction = linear(4 * dim, out_dim, bias=False, device=device, dtype=dtype)
         self.norm = norm(4 * dim, device=device, dtype=dtype)
@@ -213,7 +235,7 @@ class PatchMerging2D(nn.Module):
         return self.reduction(self.norm(x))
 
 
-def vmamba_downsample(dim: int, out_dim: int, norm_layer: str = "ln", version: str = "v3",
+def vmamba_downsample(dim: int, out_dim: int, norm_layer: NormLayer = "ln", version: str = "v3",
                       device=None, dtype=None) -> nn.Module:
     """VMamba downsample between stages (halves H and W).
 
@@ -223,7 +245,7 @@ def vmamba_downsample(dim: int, out_dim: int, norm_layer: str = "ln", version: s
     dd = {"device": device, "dtype": dtype}
     if version == "v1":
         return PatchMerging2D(dim, out_dim, norm_layer, **dd)
-    norm, cf = vmamba_norm(norm_layer)
+    norm, cf = get_norm(norm_layer)
     if version == "v2":
         conv = nn.Conv2d(dim, out_dim, 2, stride=2, **dd)
     elif version == "v3":

@@ -31,11 +31,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._checkpoint import clean_checkpoint
+
 __all__ = ["convert_official", "load_official", "save_safetensors", "unwrap_state_dict"]
-
-_WRAPPER_KEYS = ("model", "state_dict", "module", "net")
-_EMA_KEYS = ("model_ema", "state_dict_ema")
-
 
 class _Opaque(dict):
     """Inert stand-in for a pickled object whose class is not on torch's allowlist (e.g. a yacs ``CfgNode``).
@@ -102,12 +100,12 @@ def _torch_load_with_placeholders(path: str | os.PathLike) -> Any:
 
 
 def unwrap_state_dict(checkpoint: Mapping[str, Any], key: str | None = None, use_ema: bool = False) -> dict:
-    """Return the tensor mapping inside a training checkpoint.
+    """Return the tensor mapping inside a training checkpoint (:func:`~vision_ssm.models._checkpoint.clean_checkpoint`).
 
     Args:
         checkpoint: The loaded object.
-        key: Take ``checkpoint[key]``; by default the first of ``model_ema``/``state_dict_ema`` (only with
-            ``use_ema``), then ``model``, ``state_dict``, ``module``, ``net``, else the mapping itself.
+        key: Take ``checkpoint[key]``; by default the first of ``state_dict_ema``/``model_ema`` (only with
+            ``use_ema``), then ``state_dict``, ``model``, ``net``, ``module``, else the mapping itself.
         use_ema: Prefer the EMA weights when the file has them (VMamba's releases are used with ``model``).
 
     Returns:
@@ -117,24 +115,7 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any], key: str | None = None, use
         KeyError: ``key`` is not in the checkpoint.
         ValueError: The selected mapping holds non-tensor values.
     """
-    sd = checkpoint
-    if key is not None:
-        sd = checkpoint[key]
-    else:
-        for k in (_EMA_KEYS if use_ema else ()) + _WRAPPER_KEYS:
-            if isinstance(checkpoint.get(k), Mapping):
-                sd = checkpoint[k]
-                break
-    out = {}
-    for k, v in sd.items():
-        if not isinstance(v, Tensor):
-            raise ValueError(f"checkpoint entry {k!r} is a {type(v).__name__}, not a tensor; pass key= to select "
-                             f"the weights (top-level keys: {sorted(checkpoint)[:10]})")
-        for prefix in ("module.", "_orig_mod."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = v
-    return out
+    return clean_checkpoint(checkpoint, key=key, use_ema=use_ema)
 
 
 def load_official(path: str | os.PathLike, *, key: str | None = None, use_ema: bool = False,
@@ -146,7 +127,7 @@ def load_official(path: str | os.PathLike, *, key: str | None = None, use_ema: b
 
     Args:
         path: ``.pth``/``.pt``/``.bin`` (torch pickle) or ``.safetensors``.
-        key: Sub-dict holding the weights (default: ``model``, ``state_dict``, ... see :func:`unwrap_state_dict`).
+        key: Sub-dict holding the weights (default: ``state_dict``, ``model``, ... see :func:`unwrap_state_dict`).
         use_ema: Prefer ``model_ema``/``state_dict_ema`` when present.
         unsafe: Allow full unpickling (``weights_only=False``), which can run arbitrary code from the
             file. Only for files you trust, and only if the safe paths fail.

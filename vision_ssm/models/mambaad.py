@@ -26,9 +26,11 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import Tensor, nn
 
+from ..layers._options import fold_legacy_ssm_kwargs, merge_ssm_cfg
 from ..layers.lss import MambaUPNet, remap_lss_state_dict
 from ..layers.mff_oce import MFFOCE
 from ..ops import scan_order
+from ._checkpoint import clean_checkpoint
 
 __all__ = [
     "MambaAD",
@@ -180,7 +182,11 @@ class MambaAD(nn.Module):
         gaussian_sigma: σ of :meth:`anomaly_map` (upstream 4).
         in_chans: Input channels of the encoder.
         num_classes: Must be 0 (MambaAD is not a classifier; accepted for timm's builder).
-        **ss2d_kwargs: Further :class:`~vision_ssm.layers.SS2D` options for the decoder (e.g. ``backend``).
+        ssm_cfg: Further :class:`~vision_ssm.layers.SS2D` keyword arguments of every decoder HSS block (SS2D's
+            names). ``d_state``, ``scan`` and ``num_directions`` above are folded into one dict with these
+            entries on top, and that dict is handed down (``MambaUPNet → LSSLayer → LSSModule → HSSBlock → SS2D``).
+        backend: Selective-scan backend of every SS2D (``None``: automatic; see :mod:`vision_ssm.ops`).
+        **kwargs: Deprecated: SS2D options as keywords (now ``ssm_cfg``), honoured with a ``FutureWarning``.
 
     Submodules keep upstream's names so checkpoints map 1:1: ``net_t`` (encoder), ``mff_oce``, ``net_s``
     (decoder), plus ``proj`` (1×1 convs from decoder to encoder channels) only when they differ.
@@ -206,9 +212,11 @@ class MambaAD(nn.Module):
         gaussian_sigma: float = 4.0,
         in_chans: int = 3,
         num_classes: int = 0,
+        ssm_cfg: dict[str, Any] | None = None,
+        backend: str | None = None,
         device=None,
         dtype=None,
-        **ss2d_kwargs: Any,
+        **kwargs: Any,
     ):
         super().__init__()
         if num_classes:
@@ -246,9 +254,11 @@ class MambaAD(nn.Module):
                 raise ValueError(f"img_size must be a multiple of {self.size_divisor}, got {img_size}")
             bh, bw = h // self.size_divisor, w // self.size_divisor
             index_sizes = [(bh << i) if bh == bw else (bh << i, bw << i) for i in range(4)]
+        ssm_cfg = {**fold_legacy_ssm_kwargs(kwargs, "MambaAD"), **(ssm_cfg or {})}
+        self.ssm_cfg = merge_ssm_cfg(ssm_cfg, dict(d_state=d_state, scan=scan, directions=num_directions),
+                                     backend=backend)
         self.net_s = MambaUPNet(
-            dims, depths, d_state=d_state, drop_path_rate=drop_path_rate, scan=scan, num_directions=num_directions,
-            scan_index_sizes=index_sizes, **dd, **ss2d_kwargs,
+            dims, depths, drop_path_rate=drop_path_rate, scan_index_sizes=index_sizes, ssm_cfg=self.ssm_cfg, **dd,
         )
         dec_chs = dims[:0:-1]  # finest first: dims[3], dims[2], dims[1]
         if list(dec_chs) != enc_chs:
@@ -318,7 +328,6 @@ class MambaAD(nn.Module):
 # Official checkpoints
 
 
-_CONTAINER_KEYS = ("net", "state_dict", "model")
 _SCAN_KEYS = ("scans.index_flat", "scans.index_flat_inv")
 
 
@@ -349,19 +358,15 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     :class:`MambaUPNet` (keys ``layers_up.*``):
 
     - unwraps ADer's ``ckpt.pth`` container (``{'net': state_dict, 'optimizer': …}``) and ``state_dict`` /
-      ``model`` containers; strips DDP's ``module.`` prefix;
+      ``model`` containers; strips DDP's ``module.`` and ``torch.compile``'s ``_orig_mod.`` prefixes
+      (:func:`~vision_ssm.models._checkpoint.clean_checkpoint`);
     - maps ADer's LSS names to MambaAD's (``conv1b3 → conv1b7``, ``conv1a3 → conv1a7``) and drops ADer's
       unused ``conv33`` (:func:`~vision_ssm.layers.lss.remap_lss_state_dict`);
     - checks every stored ``scans.index_flat`` / ``index_flat_inv`` against the receiving block's scan family
       (a mismatch raises ``ValueError``), then replaces it with the model's own buffer (so a checkpoint taken
       at another ``img_size`` loads), or drops it when the model stores no scan index.
     """
-    for key in _CONTAINER_KEYS:
-        if key in state_dict and isinstance(state_dict[key], dict):
-            state_dict = state_dict[key]
-            break
-    state_dict = {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
-    state_dict = remap_lss_state_dict(state_dict)
+    state_dict = remap_lss_state_dict(clean_checkpoint(state_dict))
     own = model.state_dict()
     out = {}
     for k, v in state_dict.items():

@@ -31,7 +31,9 @@ from timm.layers import ClassifierHead, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, named_apply, register_model
 from torch import Tensor, nn
 
+from ..layers._options import merge_ssm_cfg
 from ..layers.mambavision_stage import MambaVisionStage, MambaVisionStem
+from ._checkpoint import clean_checkpoint
 from ._features import feature_take_indices
 
 __all__ = ["MambaVision", "checkpoint_filter_fn"]
@@ -70,6 +72,11 @@ class MambaVision(nn.Module):
             for official weights.
         keep_dt_init: Keep Mamba's ``dt_proj`` initialisation. Upstream's ``_init_weights`` overwrites it
             (trunc-normal weight, zero bias); ``False`` reproduces that. Only matters when training from scratch.
+        ssm_cfg: Further :class:`~vision_ssm.layers.MambaVisionMixer` keyword arguments (the mixer's names:
+            ``dt_rank``, ``dt_min``, ...). ``d_state``, ``d_conv``, ``expand`` and ``double_dt_bias`` above
+            (upstream's names) are folded into one dict with these entries on top, and that dict is handed
+            down (``MambaVisionStage → MambaVisionBlock → MambaVisionMixer``).
+        backend: Selective-scan backend of every Mamba mixer (``None``: automatic; see :mod:`vision_ssm.ops`).
     """
 
     def __init__(
@@ -96,6 +103,8 @@ class MambaVision(nn.Module):
             expand: float = 1,
             double_dt_bias: bool = True,
             keep_dt_init: bool = False,
+            ssm_cfg: dict | None = None,
+            backend: str | None = None,
     ) -> None:
         super().__init__()
         num_stages = len(depths)
@@ -111,7 +120,8 @@ class MambaVision(nn.Module):
         self.stem = MambaVisionStem(in_chans, in_dim, dim)
         total = sum(depths)
         dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
-        mixer_kwargs = dict(d_state=d_state, d_conv=d_conv, expand=expand, double_dt_bias=double_dt_bias)
+        upstream = dict(d_state=d_state, d_conv=d_conv, expand=expand, double_dt_bias=double_dt_bias)
+        self.ssm_cfg = merge_ssm_cfg(ssm_cfg, upstream, backend=backend)
         stages, self.feature_info = [], []
         prev = dim
         for i in range(num_stages):
@@ -130,7 +140,7 @@ class MambaVision(nn.Module):
                 drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])],
                 layer_scale=layer_scale,
                 layer_scale_conv=layer_scale_conv,
-                mixer_kwargs=mixer_kwargs,
+                ssm_cfg=self.ssm_cfg,
             ))
             prev = dims[i]
             self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f"stages.{i}"))
@@ -262,20 +272,6 @@ def _init_weights(module: nn.Module, name: str = "", keep_dt_init: bool = False)
         nn.init.zeros_(module.bias)
 
 
-def _unwrap_checkpoint(checkpoint: dict) -> dict:
-    """Official loader order: ``state_dict``, then ``model``, then the dict itself."""
-    for key in ("state_dict", "model"):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
-def _strip_prefix(state_dict: dict, prefix: str) -> dict:
-    if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return state_dict
-
-
 _UPSTREAM_RULES = (
     (re.compile(r"^patch_embed\.conv_down\."), lambda m: "stem."),
     (re.compile(r"^levels\.(\d+)\.downsample\.reduction\.0\."), lambda m: f"stages.{int(m.group(1)) + 1}.downsample."),
@@ -296,8 +292,9 @@ def checkpoint_filter_fn(state_dict: dict, model: MambaVision) -> dict[str, Tens
     """Convert an official MambaVision checkpoint to this model's keys.
 
     Accepts a raw state dict or a training checkpoint (``{'state_dict': ...}`` / ``{'model': ...}``,
-    the official loader's order), strips ``module.`` / ``_orig_mod.`` (DDP / ``torch.compile``),
-    ``encoder.`` and the Hugging Face wrapper's ``model.`` prefixes, and renames
+    the official loader's order; :func:`~vision_ssm.models._checkpoint.clean_checkpoint`), strips
+    ``module.`` / ``_orig_mod.`` (DDP / ``torch.compile``), ``encoder.`` and the Hugging Face wrapper's
+    ``model.`` prefixes (when every key has them), drops non-tensor entries, and renames
     ``patch_embed.conv_down.*`` -> ``stem.*``, ``levels.i.blocks.*`` -> ``stages.i.blocks.*``,
     ``levels.i.downsample.reduction.0.*`` -> ``stages.{i+1}.downsample.*`` and ``head.*`` -> ``head.fc.*``.
     Checkpoints already in this layout pass through.
@@ -308,14 +305,9 @@ def checkpoint_filter_fn(state_dict: dict, model: MambaVision) -> dict[str, Tens
             ``num_classes`` / ``in_chans`` changes); missing or unexpected keys are left to
             ``load_state_dict(strict=...)``.
     """
-    sd = _unwrap_checkpoint(state_dict)
-    for prefix in ("module.", "_orig_mod.", "encoder.", "model."):
-        sd = _strip_prefix(sd, prefix)
+    sd = clean_checkpoint(state_dict, common_prefixes=("encoder.", "model."), non_tensors="drop")
     native = any(k.startswith(("stem.", "stages.")) for k in sd)
-    out = {}
-    for k, v in sd.items():
-        if isinstance(v, Tensor):
-            out[k if native else _rename_upstream_key(k)] = v
+    out = {(k if native else _rename_upstream_key(k)): v for k, v in sd.items()}
 
     target = model.state_dict()
     exempt = ("head.fc.", "stem.0.")

@@ -19,6 +19,7 @@ official ones (``patch_embed.*``, ``layers.{i}.blocks.{j}.{norm,op,norm2,mlp}.*`
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from functools import partial
 
@@ -28,8 +29,10 @@ from timm.layers import SelectAdaptivePool2d
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import Tensor, nn
 
+from ..layers._options import merge_ssm_cfg
 from ..layers.vss import VMambaHead, VMambaStage, VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed
 from ..layers.weight_init import init_linear_layernorm
+from ._checkpoint import clean_checkpoint
 from ._features import feature_take_indices
 
 __all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
@@ -69,7 +72,12 @@ class VMamba(nn.Module):
         downsample_version: ``"v1"`` (patch merging), ``"v2"`` or ``"v3"`` (strided conv).
         patchembed_version: ``"v1"`` (4×4 conv) or ``"v2"`` (two 3×3 convs).
         post_norm: Norm after each branch.
-        ssm_kwargs: Extra :class:`~vision_ssm.layers.SS2D` arguments (e.g. ``backend``).
+        ssm_cfg: Further :class:`~vision_ssm.layers.SS2D` keyword arguments (SS2D's names: ``d_state``,
+            ``dt_init``, ``out_norm``, ...). The ``ssm_*``/``scan``/``directions`` arguments above (upstream's
+            names) are folded into one dict with these entries on top, and that dict is what every
+            :class:`~vision_ssm.layers.VSSBlock` hands to its SS2D.
+        backend: Selective-scan backend of every SS2D (``None``: automatic; see :mod:`vision_ssm.ops`).
+        ssm_kwargs: Deprecated spelling of ``ssm_cfg``.
     """
 
     def __init__(
@@ -101,6 +109,8 @@ class VMamba(nn.Module):
             downsample_version: str = "v2",
             patchembed_version: str = "v1",
             post_norm: bool = False,
+            ssm_cfg: dict | None = None,
+            backend: str | None = None,
             ssm_kwargs: dict | None = None,
             device=None,
             dtype=None,
@@ -119,11 +129,16 @@ class VMamba(nn.Module):
             in_chans, dims[0], patch_size, patch_norm, norm_layer, patchembed_version, **dd)
         n_blocks = sum(depths)
         dpr = [drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]
+        if ssm_kwargs is not None:
+            warnings.warn("VMamba(ssm_kwargs=...) is deprecated; use ssm_cfg=", FutureWarning, stacklevel=2)
+            ssm_cfg = {**ssm_kwargs, **(ssm_cfg or {})}
+        upstream = dict(d_state=ssm_d_state, ssm_ratio=ssm_ratio, dt_rank=ssm_dt_rank, act_layer=ssm_act_layer,
+                        d_conv=ssm_conv, conv_bias=ssm_conv_bias, dropout=ssm_drop_rate, gate=ssm_gate,
+                        force_fp32=ssm_force_fp32, scan=scan, directions=directions)
+        self.ssm_cfg = merge_ssm_cfg(ssm_cfg, upstream, backend=backend)
         block = partial(
-            VSSBlock, norm_layer=norm_layer, ssm_d_state=ssm_d_state, ssm_ratio=ssm_ratio, ssm_dt_rank=ssm_dt_rank,
-            ssm_act_layer=ssm_act_layer, ssm_conv=ssm_conv, ssm_conv_bias=ssm_conv_bias, ssm_drop_rate=ssm_drop_rate,
-            ssm_gate=ssm_gate, ssm_force_fp32=ssm_force_fp32, scan=scan, directions=directions, mlp_ratio=mlp_ratio,
-            mlp_act_layer=mlp_act_layer, mlp_drop_rate=mlp_drop_rate, post_norm=post_norm, ssm_kwargs=ssm_kwargs, **dd,
+            VSSBlock, norm_layer=norm_layer, ssm_cfg=self.ssm_cfg, mlp_ratio=mlp_ratio, mlp_act_layer=mlp_act_layer,
+            mlp_drop_rate=mlp_drop_rate, post_norm=post_norm, **dd,
         )
         stages = []
         self.feature_info = []
@@ -285,7 +300,9 @@ _DROP = (r"^outnorm\d+\.", r"^pos_embed$")
 def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VMamba) -> dict[str, Tensor]:
     """Map an official VMamba state dict (any release) onto ``model``.
 
-    Accepts the weights at top level or under ``"model"``/``"state_dict"``; renames upstream's older keys
+    Accepts the weights at top level or in a training checkpoint
+    (:func:`~vision_ssm.models._checkpoint.clean_checkpoint`: ``"model"``/``"state_dict"`` containers,
+    ``module.``/``_orig_mod.`` prefixes); renames upstream's older keys
     (``patch_embed.proj/norm``, ``ln_1``, ``self_attention``, top-level ``norm``/``head``); drops the
     detection backbone's ``outnorm{i}`` and ``pos_embed``; reshapes ``(out, in, 1, 1)`` 1×1-conv weights to
     the 2-D ``Linear``/``Linear2d`` shape (and back).
@@ -295,15 +312,10 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VMamba) -> dict[s
             shape-mismatched keys. The classifier head and the stem's input channels are not checked,
             because timm replaces/adapts them for another ``num_classes``/``in_chans``.
     """
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state_dict.get(wrapper), dict):
-            state_dict = state_dict[wrapper]
+    state_dict = clean_checkpoint(state_dict)
     own = model.state_dict()
     out = {}
     for k, v in state_dict.items():
-        for prefix in ("module.", "_orig_mod."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
         if any(re.search(p, k) for p in _DROP):
             continue
         for pat, rep in _RENAMES:

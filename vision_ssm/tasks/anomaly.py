@@ -123,12 +123,10 @@ def _encoder(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _load_state(path: str) -> dict:
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+    """Encoder weights from a file: the one safe loader and checkpoint unwrapping of :mod:`vision_ssm.models`."""
+    from ..models import load_official
 
-        return load_file(path)
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    return sd.get("state_dict", sd.get("model", sd)) if isinstance(sd, dict) else sd
+    return load_official(path)
 
 
 @torch.no_grad()
