@@ -11,7 +11,6 @@ from torch import Tensor
 
 from ..geometry import DirectionSet
 from ..scan.tracing import under_tracing
-from ._image import image_forward, image_plan
 from ._launch import _OVERRIDE, scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
 from ._relayout import channels_last_copy, relayout_copy
@@ -280,10 +279,6 @@ def ss2d_scan_triton(
     copies are never materialised. Inputs are brought to channel-last memory first (a no-op if
     they already are), so that every direction's steps read contiguous channel runs.
 
-    Exception: an eager forward without gradients at ``N = 1`` on channel-first inputs whose
-    directions are raster walks (``sweep``, K ≤ 4; see :func:`._image.image_plan`) runs the
-    whole-image kernel, which merges the K directions in registers; its output is contiguous.
-
     Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.SS2DScanFn`.
     """
     Bt, Dm, L = x.shape
@@ -295,10 +290,6 @@ def ss2d_scan_triton(
     if tuple(A.shape) != (K * Dm, N):
         raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
     need = _needs_grad(x, delta, A, B, C, D, delta_bias)
-    if not need and not under_tracing(x):
-        codes = image_plan(x, delta, A, B, C, dirs)
-        if codes is not None:  # N = 1 on channel-first inputs: the whole-image kernel (see _image)
-            return image_forward(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), codes, dirs.H, dirs.W)
     if under_tracing(x):  # the opaque custom op (see custom_ops); same kernels
         idx = dirs.index.to(device=x.device, dtype=torch.int32)
         return torch.ops.vision_ssm.ss2d_fwd(x, delta, A, B, C, D, delta_bias, idx, bool(delta_softplus), need)[0]
