@@ -125,3 +125,20 @@ def test_tile_config_cache_follows_overrides():
     assert (forced.T, forced.BD_bwd) == (4, 8)
     assert pick_config(16, 3136, 192) == default != forced
 
+
+def test_tile_override_is_typed_and_nests():
+    """The one testing/tuning hook: named tile parameters only (no ad-hoc switches), nested
+    blocks merge, and leaving a block restores the outer setting."""
+    pytest.importorskip("triton")
+    from vision_ssm.ops.triton import _launch
+
+    with pytest.raises(TypeError):
+        with _launch.config_override(cf_copy=0):
+            pass
+    with _launch.config_override(ksplit=0, num_warps=2) as outer:
+        assert outer == _launch.TileOverride(nw_fwd=2, nw_bwd=2, ksplit=False)
+        assert not _launch.use_ksplit(4)
+        with _launch.config_override(T=4, nw_bwd=1) as inner:
+            assert inner == _launch.TileOverride(T=4, nw_fwd=2, nw_bwd=1, ksplit=False)
+        assert _launch._FORCED == outer
+    assert _launch._FORCED == _launch.TileOverride() and _launch.use_ksplit(4) and not _launch.use_ksplit(1)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..geometry import DirectionSet
 from ..scan.tracing import under_tracing
-from ._launch import _OVERRIDE, scan_backward, scan_forward, use_ksplit
+from ._launch import scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
 from ._relayout import channels_last_copy, relayout_copy
 
@@ -104,15 +104,9 @@ def _accumulator(x: Tensor, K: int, ksplit: bool) -> Tensor:
 
 def kernel_layout(x: Tensor, delta: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``x``, ``delta``, ``B``, ``C`` in the memory the fused kernels read: channel-last (unit
-    channel / state stride; a no-op for tensors already so). ``config_override(cf_copy=...)``
-    (benchmarks): 0 hands every tensor over as it is, 2 copies all but ``delta``, 3 all but ``B``
-    and ``C``."""
-    policy = int(_OVERRIDE.get("cf_copy", 1))
-    if policy == 0:
-        return x, delta, B, C
-    d_cl = _channels_last(delta, 2) if policy in (1, 3) else delta
-    if policy == 3:
-        return _channels_last(x, 1), d_cl, B, C
+    channel / state stride; a no-op for tensors already so). Reading channel-first memory
+    strided instead was measured slower overall (``benchmarks/experiments/cf_layout.py``)."""
+    d_cl = _channels_last(delta, 2)
     return _channels_last(x, 1), d_cl, _channels_last(B, 2), _channels_last(C, 2)
 
 
