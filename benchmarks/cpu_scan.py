@@ -1,24 +1,20 @@
 """CPU selective-scan benchmark: every CPU backend against the reference loop at SS2D shapes.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/cpu_scan.py                 # both shapes, every available CPU backend
-    python benchmarks/cpu_scan.py --threads 2 --repeat 5 --backends chunked numba
+    python -m benchmarks.cpu_scan                 # both shapes, every available CPU backend
+    python -m benchmarks.cpu_scan --threads 2 --repeat 5 --backends chunked numba --json cpu.json
 
-For each shape and backend it prints the best-of-``repeat`` wall time of the forward
-(``torch.no_grad``) and of forward+backward, the speed-up over the ``reference`` loop, and the
+For each shape and backend it prints the median wall time (over ``--repeat`` windows after one
+warm-up; the backends alternate window by window) of the forward (``torch.no_grad``) and of
+forward+backward, the spread of the windows, the speed-up over the ``reference`` loop, and the
 memory autograd saves for backward (the sum of the tensors saved by the graph).
 """
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
-import time
-
 import torch
 
+from benchmarks import common
 from vision_ssm.ops import available_backends, selective_scan
 
 # (name, B, D, L, N, G): SS2D stage-1 shapes, K=4 directions folded into D and the groups.
@@ -57,61 +53,57 @@ def saved_bytes(fn) -> int:
     return sum(seen.values())
 
 
-def run_once(backend: str, inputs: dict, backward: bool) -> float:
-    if backward:
-        args = {k: v.clone().requires_grad_() for k, v in inputs.items()}
-        t0 = time.perf_counter()
-        out = selective_scan(**args, delta_softplus=True, backend=backend)
-        out.sum().backward()
-        return time.perf_counter() - t0
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        selective_scan(**inputs, delta_softplus=True, backend=backend)
-        return time.perf_counter() - t0
+def call(backend: str, inputs: dict, backward: bool):
+    """One forward (no grad) or forward + backward of ``backend`` on ``inputs`` (a closure)."""
+    if not backward:
+        def fwd():
+            with torch.no_grad():
+                selective_scan(**inputs, delta_softplus=True, backend=backend)
+        return fwd
+    leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}
 
-
-def bench(backend: str, inputs: dict, backward: bool, repeat: int) -> float:
-    run_once(backend, inputs, backward)  # warm-up (numba compile/cache load, allocator)
-    return min(run_once(backend, inputs, backward) for _ in range(repeat))
+    def fwd_bwd():
+        selective_scan(**leaves, delta_softplus=True, backend=backend).sum().backward()
+        for t in leaves.values():
+            t.grad = None
+    return fwd_bwd
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=None, help="torch/numba threads (default: all cores)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (best is reported)")
-    ap.add_argument("--ref-repeat", type=int, default=1, help="timed runs for the slow reference loop")
+    ap = common.parser(__doc__)
+    ap.add_argument("--repeat", type=int, default=3, help="timed windows per measurement (median reported)")
+    ap.add_argument("--ref-repeat", type=int, default=1, help="timed windows for the slow reference loop")
     ap.add_argument("--backends", nargs="*", default=None, help="CPU backends to time (default: all available)")
     ap.add_argument("--shapes", nargs="*", type=int, default=None, help="indices into SHAPES (default: all)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        try:
-            import numba
-
-            numba.set_num_threads(args.threads)
-        except ImportError:
-            pass
+    common.set_threads(args.threads)
     backends = args.backends or [b for b in available_backends("cpu") if b != "reference"]
-    print(f"# {datetime.date.today()} | {platform.processor() or platform.machine()} | "
-          f"threads={torch.get_num_threads()} | torch {torch.__version__} | "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'shape':32s} {'backend':10s} {'fwd ms':>9s} {'x loop':>7s} "
-          f"{'fwd+bwd ms':>11s} {'x loop':>7s} {'saved MB':>9s}")
+    env = common.environment()
+    common.print_header(env)
+    print(f"{'shape':32s} {'backend':10s} {'fwd ms':>9s} {'spread':>6s} {'x loop':>7s} "
+          f"{'fwd+bwd ms':>11s} {'spread':>6s} {'x loop':>7s} {'saved MB':>9s}")
+    results = []
     for i, (name, B, D, L, N, G) in enumerate(SHAPES):
         if args.shapes is not None and i not in args.shapes:
             continue
         inputs = make_inputs(B, D, L, N, G)
         rows = {}
-        for be in ["reference"] + backends:
-            rep = args.ref_repeat if be == "reference" else args.repeat
-            f = bench(be, inputs, False, rep)
-            fb = bench(be, inputs, True, rep)
+        for backward in (False, True):
+            t = common.measure({"reference": call("reference", inputs, backward)}, windows=args.ref_repeat)
+            t |= common.measure({be: call(be, inputs, backward) for be in backends}, windows=args.repeat)
+            for be, st in t.items():
+                rows.setdefault(be, {})["fwdbwd" if backward else "fwd"] = st
+        for be in rows:
             args_g = {k: v.clone().requires_grad_() for k, v in inputs.items()}
-            mb = saved_bytes(lambda be=be, a=args_g: selective_scan(**a, delta_softplus=True, backend=be)) / 2**20
-            rows[be] = (f, fb, mb)
-        f0, fb0, _ = rows["reference"]
-        for be, (f, fb, mb) in rows.items():
-            print(f"{name:32s} {be:10s} {f * 1e3:9.1f} {f0 / f:7.1f} {fb * 1e3:11.1f} {fb0 / fb:7.1f} {mb:9.1f}")
+            rows[be]["saved_MB"] = saved_bytes(
+                lambda be=be, a=args_g: selective_scan(**a, delta_softplus=True, backend=be)) / 2**20
+        f0, fb0 = rows["reference"]["fwd"].median, rows["reference"]["fwdbwd"].median
+        for be, r in rows.items():
+            f, fb = r["fwd"], r["fwdbwd"]
+            print(f"{name:32s} {be:10s} {f.median:9.1f} {100 * f.spread:5.0f}% {f0 / f.median:7.1f} "
+                  f"{fb.median:11.1f} {100 * fb.spread:5.0f}% {fb0 / fb.median:7.1f} {r['saved_MB']:9.1f}")
+            results.append({"shape": name, "backend": be, **r})
+    common.finish(args.json, env, results)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """GPU model throughput: vision_ssm models (triton backend by default) next to timm's convnext_tiny.
 
-Run on a CUDA machine::
+Run on a CUDA machine, from the repository root::
 
-    python benchmarks/gpu_models.py                               # default models, triton backend
-    python benchmarks/gpu_models.py --backends triton,mamba_ssm   # also with mamba-ssm's kernel
-    python benchmarks/gpu_models.py --json out.json
-    python benchmarks/gpu_models.py --compile none,default     # eager and torch.compile'd
+    python -m benchmarks.gpu_models                               # default models, triton backend
+    python -m benchmarks.gpu_models --backends triton,mamba_ssm   # also with mamba-ssm's kernel
+    python -m benchmarks.gpu_models --json out.json
+    python -m benchmarks.gpu_models --compile none,default        # eager and torch.compile'd
 
 For every model: inference throughput (batch 128, ``torch.inference_mode``), training throughput
 (batch 64: forward, cross-entropy, backward, AdamW step) and training peak memory, at 224×224
@@ -15,41 +15,26 @@ inputs and labels; no weights are loaded. ``--compile`` also times the model wra
 ``torch.compile`` (``default``, ``max-autotune-no-cudagraphs``, ``reduce-overhead`` = CUDA graphs;
 the scan is the opaque ``vision_ssm::`` custom op, everything around it is compiled); the
 compilation happens in the warm-up, outside the timed windows, and its time is printed.
-Each number is the median over timed windows after warm-up (CUDA events).
+Each number is the median over ``--windows`` timed windows of ``--iters`` steps after warm-up
+(CUDA events; :func:`benchmarks.common.measure`); ``--json`` also stores the spread.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import statistics
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import common
 
 DEFAULT_MODELS = "vmamba_tiny_s1l8,vmamba_tiny,mambavision_tiny,convnext_tiny"
 
 
-def _median_ms(step, warmup: int, iters: int, windows: int = 3) -> float:
-    for _ in range(warmup):
-        step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(windows):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            step()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / iters)
-    return statistics.median(times)
+def _stats(step, warmup: int, iters: int, windows: int = 3) -> common.Stats:
+    return common.measure({"step": step}, warmup=warmup, windows=windows, iters=iters, device="cuda")["step"]
 
 
-def _infer_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format) -> float:
+def _infer_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format,
+              windows: int = 3) -> common.Stats:
     model.eval()
     x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
 
@@ -57,13 +42,14 @@ def _infer_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contig
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
             model(x)
 
-    return _median_ms(step, warmup, iters)
+    return _stats(step, warmup, iters, windows)
 
 
 def train_step(model, bs: int, img: int, mf=torch.contiguous_format, params_of=None):
     """One closure = one bf16-autocast training step (forward, cross-entropy, backward, AdamW) on
-    fixed random data; also used by ``_profile_model.py``. ``params_of``: the module whose
-    parameters AdamW updates (default ``model``; the eager module when ``model`` is compiled)."""
+    fixed random data; also used by the experiments (``profile_model``, ``step_counts``, ...).
+    ``params_of``: the module whose parameters AdamW updates (default ``model``; the eager module
+    when ``model`` is compiled)."""
     model.train()
     opt = torch.optim.AdamW((params_of or model).parameters(), lr=1e-4)
     x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
@@ -80,16 +66,16 @@ def train_step(model, bs: int, img: int, mf=torch.contiguous_format, params_of=N
 
 
 def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format,
-              params_of=None) -> float:
+              params_of=None, windows: int = 3) -> common.Stats:
     step = train_step(model, bs, img, mf, params_of)
     step()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    return _median_ms(step, warmup, iters)
+    return _stats(step, warmup, iters, windows)
 
 
 def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, iters: int,
-                channels_last: bool = False, compile_mode: str = "none") -> dict:
+                channels_last: bool = False, compile_mode: str = "none", windows: int = 3) -> dict:
     import time
 
     import timm
@@ -106,38 +92,39 @@ def bench_model(name: str, infer_bs: int, train_bs: int, img: int, warmup: int, 
         run = torch.compile(model, mode=compile_mode)
     t0 = time.perf_counter()
     # training first: tensors cached under inference_mode must not leak into autograd
-    row["train_img_s"] = train_bs / _train_ms(run, train_bs, img, warmup, iters, mf, model) * 1e3
+    train = _train_ms(run, train_bs, img, warmup, iters, mf, model, windows)
+    row["train_img_s"], row["train_spread"] = train_bs / train.median * 1e3, train.spread
     row["train_peak_GB"] = torch.cuda.max_memory_allocated() / 1e9
     torch.cuda.empty_cache()
-    row["infer_img_s"] = infer_bs / _infer_ms(run, infer_bs, img, warmup, iters, mf) * 1e3
+    infer = _infer_ms(run, infer_bs, img, warmup, iters, mf, windows)
+    row["infer_img_s"], row["infer_spread"] = infer_bs / infer.median * 1e3, infer.spread
     row["wall_s"] = time.perf_counter() - t0
     del model
     torch.cuda.empty_cache()
     return row
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    p = common.parser(__doc__)
     p.add_argument("--models", default=DEFAULT_MODELS)
     p.add_argument("--backends", default="triton", help="selective-scan backends for vision_ssm models")
     p.add_argument("--infer-bs", type=int, default=128)
     p.add_argument("--train-bs", type=int, default=64)
     p.add_argument("--img", type=int, default=224)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--iters", type=int, default=10, help="steps per timed window")
+    p.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
     p.add_argument("--channels-last", default="0", help="comma list of 0/1: model and input in channels_last "
                    "memory (as timm's benchmark.py --channels-last); e.g. 0,1 runs both")
     p.add_argument("--compile", default="none", help="comma list of torch.compile modes to time: none (eager), "
                    "default, max-autotune-no-cudagraphs, reduce-overhead")
-    p.add_argument("--json", default=None)
-    a = p.parse_args()
-    import timm
-
+    a = p.parse_args(argv)
+    common.set_threads(a.threads)
     from vision_ssm.ops import use_backend
 
     torch.backends.cudnn.benchmark = True
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, timm {timm.__version__}; "
-          f"bf16 autocast, {a.img}px, inference bs{a.infer_bs}, training bs{a.train_bs}")
+    env = common.environment("cuda")
+    common.print_header(env, f"bf16 autocast, {a.img}px, inference bs{a.infer_bs}, training bs{a.train_bs}")
     rows = []
     for name in a.models.split(","):
         ours = not name.startswith("convnext")
@@ -146,7 +133,8 @@ def main():
             ctx = use_backend(backend) if ours else contextlib.nullcontext()
             try:
                 with ctx:
-                    row = bench_model(name, a.infer_bs, a.train_bs, a.img, a.warmup, a.iters, bool(cl), mode)
+                    row = bench_model(name, a.infer_bs, a.train_bs, a.img, a.warmup, a.iters, bool(cl), mode,
+                                      a.windows)
             except Exception as e:  # unregistered model, missing backend, OOM: report and go on
                 print(f"{name} [{backend}]: {type(e).__name__}: {str(e)[:200]}")
                 torch.cuda.empty_cache()
@@ -158,8 +146,7 @@ def main():
                   f" | training {row['train_img_s']:6.0f} img/s | train peak {row['train_peak_GB']:5.2f} GB"
                   f" | {row['wall_s']:.0f} s incl. compile",
                   flush=True)
-    if a.json:
-        Path(a.json).write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1))
+    common.finish(a.json, env, rows)
 
 
 if __name__ == "__main__":

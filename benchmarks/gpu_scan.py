@@ -1,10 +1,11 @@
 """GPU benchmark of the selective scan and the SS2D core: triton vs mamba-ssm vs chunked vs memory floor.
 
-Run on a CUDA machine (mamba-ssm's ``selective_scan_cuda`` is used when it is importable)::
+Run on a CUDA machine, from the repository root (mamba-ssm's ``selective_scan_cuda`` is used when
+it is importable)::
 
-    python benchmarks/gpu_scan.py                  # both tables, bf16 inputs, fp32 state
-    python benchmarks/gpu_scan.py --tune scan,ss2d # also time the triton tile configurations
-    python benchmarks/gpu_scan.py --json out.json  # also write every number
+    python -m benchmarks.gpu_scan                  # both tables, bf16 inputs, fp32 state
+    python -m benchmarks.gpu_scan --tune scan,ss2d # also time the triton tile configurations
+    python -m benchmarks.gpu_scan --json out.json  # also write every number (with spreads)
 
 Shapes are the issue's (Bt, K·D, L, N): VMamba-T vanilla stage 1 (N=16), VMamba-T s1l8 stage 1
 (N=1) and stage 2. The 1-D table times ``selective_scan`` on already-routed inputs with ``G = K``
@@ -15,30 +16,25 @@ channel-last memory) and on the same values laid out channel-last (``fused_cl``:
 layer hands the core on CUDA, so no copies). The memory floor is the bytes each op must move
 (inputs read once, output written once) over the device-to-device copy bandwidth measured in the
 same run. Times are medians of
-``triton.testing.do_bench``; fwd+bwd includes the backward of every differentiable input.
+``triton.testing.do_bench`` (:func:`benchmarks.common.kernel_stats`; the JSON also has the
+20%-80% spread); fwd+bwd includes the backward of every differentiable input.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import common
 
 SHAPES = [(64, 4, 192, 3136, 16), (128, 4, 96, 3136, 1), (64, 4, 384, 784, 1)]  # Bt, K, D, L, N
 
 
 def copy_bandwidth() -> float:
     """Device-to-device copy bandwidth in bytes/s (read + write counted)."""
-    from triton.testing import do_bench
-
     x = torch.empty(2 * 1024**3 // 4, device="cuda", dtype=torch.float32).uniform_()
     y = torch.empty_like(x)
-    ms = do_bench(lambda: y.copy_(x), warmup=50, rep=200, return_mode="median")
+    ms = common.kernel_stats(lambda: y.copy_(x), warmup=50, rep=200).median
     return 2 * x.numel() * 4 / (ms * 1e-3)
 
 
@@ -82,13 +78,11 @@ def make_inputs(Bt, K, Dm, L, N, dtype, seed=0):
     )
 
 
-def bench(fn, grad: bool, tensors: list[torch.Tensor]):
-    """Median ms of ``fn()`` (forward) or of forward + backward."""
-    from triton.testing import do_bench
-
+def bench_stats(fn, grad: bool, tensors: list[torch.Tensor]) -> common.Stats:
+    """GPU time of ``fn()`` (forward) or of forward + backward (gradients of ``tensors``)."""
     if not grad:
         with torch.no_grad():
-            return do_bench(fn, warmup=25, rep=200, return_mode="median")
+            return common.kernel_stats(fn)
     for t in tensors:
         t.requires_grad_(True)
     out = fn()
@@ -98,11 +92,16 @@ def bench(fn, grad: bool, tensors: list[torch.Tensor]):
         fn().backward(gout)
 
     try:
-        return do_bench(step, warmup=25, rep=200, grad_to_none=tensors, return_mode="median")
+        return common.kernel_stats(step, grad_to_none=tensors)
     finally:
         for t in tensors:
             t.requires_grad_(False)
             t.grad = None
+
+
+def bench(fn, grad: bool, tensors: list[torch.Tensor]) -> float:
+    """Median ms of :func:`bench_stats`."""
+    return bench_stats(fn, grad, tensors).median
 
 
 def _time_impls(impls: dict, args: list, row: dict) -> None:
@@ -110,10 +109,11 @@ def _time_impls(impls: dict, args: list, row: dict) -> None:
         for grad in (False, True):
             key = f"{name}_{'fwdbwd' if grad else 'fwd'}_ms"
             try:
-                row[key] = bench(fn, grad, args)
+                st = bench_stats(fn, grad, args)
             except Exception as e:  # OOM or a missing backend: report, keep going
-                row[key] = float("nan")
+                st = common.Stats.failed()
                 print(f"  {name} {'fwd+bwd' if grad else 'fwd'} {row['shape']}: {type(e).__name__}: {e}"[:200])
+            row[key], row[key.replace("_ms", "_spread")] = st.median, st.spread
             torch.cuda.empty_cache()
 
 
@@ -276,26 +276,23 @@ def tune_shape(Bt, K, Dm, L, N, dtype, fused: bool) -> list[dict]:
     return out
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    p = common.parser(__doc__)
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--tune", default="", help="time tile configurations first: comma list of scan, ss2d")
     p.add_argument("--only", default="scan,ss2d", help="comma list of tables: scan, ss2d")
     p.add_argument("--shapes", default="0,1,2", help="comma list of indices into SHAPES")
     p.add_argument("--ksplit", default="auto", choices=["auto", "0", "1"],
                    help="fused SS2D: force one program per direction (1) or per all K directions (0)")
-    p.add_argument("--json", default=None, help="write all numbers to this file")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    common.set_threads(a.threads)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[a.dtype]
     SHAPES[:] = [SHAPES[int(i)] for i in a.shapes.split(",")]
-    results = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
-    import triton
-
-    results["triton"] = triton.__version__
+    env = common.environment("cuda")
     bw = copy_bandwidth()
-    results["copy_bandwidth_GBps"] = bw / 1e9
-    print(f"{results['gpu']}, torch {torch.__version__}, triton {triton.__version__}, "
-          f"mamba-ssm {'yes' if mamba_scan_fn() else 'no'}; copy bandwidth {bw / 1e9:.0f} GB/s")
+    results = {"copy_bandwidth_GBps": bw / 1e9, "dtype": a.dtype}
+    common.print_header(env, f"selective_scan_cuda {'yes' if mamba_scan_fn() else 'no'}; "
+                        f"copy bandwidth {bw / 1e9:.0f} GB/s")
     for kind in filter(None, a.tune.split(",")):
         results[f"tune_{kind}"] = [r for shape in SHAPES for r in tune_shape(*shape, dtype, kind == "ss2d")]
     only = a.only.split(",")
@@ -306,8 +303,7 @@ def main():
 
         with config_override(**({} if a.ksplit == "auto" else {"ksplit": int(a.ksplit)})):
             ss2d_table(dtype, bw, results)
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=1))
+    common.finish(a.json, env, results)
 
 
 if __name__ == "__main__":

@@ -9,24 +9,21 @@ Default setting: a VMamba stage-1 map, B=8, D=192, 56×56, fp32. Three compariso
 - the same two with channel-last (``(B, H, W, D)``) input and output.
 
 Each line reports the median wall time of route and of merge (forward only) and of route+merge
-forward+backward, for ours and for the naive code (run alternately), and the ratio naive / ours
-(> 1: ours is faster).
+forward+backward, for ours and for the naive code (run alternately, one call per window), and the
+ratio naive / ours (> 1: ours is faster); ``--json`` also stores each median's spread.
 Outputs are checked to be equal before timing.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/route_merge.py [--batch 8] [--dim 192] [--size 56] [--repeats 20] [--threads N]
+    python -m benchmarks.route_merge [--batch 8] [--dim 192] [--size 56] [--repeats 20] [--threads N]
 """
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
 from functools import partial
 
 import torch
 
+from benchmarks import common
 from vision_ssm.ops import get_directions, merge, route, scan_order
 
 
@@ -80,16 +77,10 @@ def naive_mambaad_merge(y: torch.Tensor, H: int, W: int, order: torch.Tensor, or
     return s0 + s1 + s2 + s3
 
 
-def _median_ms_pair(fa, fb, repeats: int) -> tuple[float, float]:
-    """Median wall times of ``fa`` and ``fb``, run alternately so that load changes hit both alike."""
-    fa(), fb()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, acc in ((fa, ta), (fb, tb)):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ta), 1e3 * statistics.median(tb)
+def _median_ms_pair(fa, fb, repeats: int) -> tuple[common.Stats, common.Stats]:
+    """Wall times of ``fa`` and ``fb``, run alternately so that load changes hit both alike."""
+    t = common.measure({"ours": fa, "naive": fb}, warmup=1, windows=repeats)
+    return t["ours"], t["naive"]
 
 
 def _fwd_bwd(scan, merge_fn, x: torch.Tensor):
@@ -99,23 +90,22 @@ def _fwd_bwd(scan, merge_fn, x: torch.Tensor):
     return run
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    p = common.parser(__doc__)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--dim", type=int, default=192)
     p.add_argument("--size", type=int, default=56)
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = p.parse_args(argv)
+    common.set_threads(args.threads)
     B, D, H = args.batch, args.dim, args.size
     W = H
     g = torch.Generator().manual_seed(0)
     x = torch.randn(B, D, H, W, generator=g)
     xl = x.permute(0, 2, 3, 1).contiguous()
-    print(f"route+merge on CPU: B={B} D={D} H=W={H} fp32, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
+    env = common.environment()
+    common.print_header(env, f"route+merge on CPU: B={B} D={D} H=W={H} fp32, median of {args.repeats}")
+    results = {}
 
     order, order_t = scan_order("hilbert", H, W), scan_order("hilbert", W, H)
     inv, inv_t = torch.argsort(order), torch.argsort(order_t)
@@ -147,9 +137,11 @@ def main() -> None:
         res = {who: (r_route[i], r_merge[i], r_both[i]) for i, who in enumerate(("ours", "naive"))}
         for who in ("ours", "naive"):
             r = res[who]
-            print(f"{name:16s} {who:5s} {r[0]:9.1f} {r[1]:9.1f} {r[2]:11.1f}")
-        ratio = [n / o for n, o in zip(res["naive"], res["ours"])]
+            print(f"{name:16s} {who:5s} {r[0].median:9.1f} {r[1].median:9.1f} {r[2].median:11.1f}")
+        ratio = [n.median / o.median for n, o in zip(res["naive"], res["ours"])]
         print(f"{name:16s} {'ratio':5s} {ratio[0]:8.2f}x {ratio[1]:8.2f}x {ratio[2]:10.2f}x   (naive / ours)")
+        results[name] = {who: dict(zip(("route", "merge", "fwd_bwd"), r)) for who, r in res.items()}
+    common.finish(args.json, env, results)
 
 
 if __name__ == "__main__":

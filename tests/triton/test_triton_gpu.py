@@ -167,32 +167,3 @@ def test_ss2d_fused_matches_generic_reference(family, K, dtype, ksplit):
         assert a.dtype == arg.dtype, f"d{name}: dtype {a.dtype} != {arg.dtype}"
         _close(f"d{name}", a.float(), b, r, t)
         assert torch.equal(a, c), f"d{name}: not deterministic"
-
-
-@pytest.mark.parametrize("H,W,K", [(56, 56, 4), (28, 28, 4), (14, 14, 2), (9, 31, 4), (64, 128, 4)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_ss2d_image_forward_matches_reference(H, W, K, dtype):
-    """The whole-image N = 1 forward (channel-first inputs, no gradients) at model sizes."""
-    from vision_ssm.ops import get_directions, ss2d_scan
-    from vision_ssm.ops.triton._image import image_plan
-    from vision_ssm.ops.triton._launch import config_override
-
-    Bt, Dm, L = 2, 24, H * W
-    dirs = get_directions("sweep", H, W, K, DEV)
-    g = torch.Generator(device=DEV).manual_seed(H + K)
-    rn = lambda *s: torch.randn(*s, device=DEV, generator=g)  # noqa: E731
-    args = [rn(Bt, Dm, L).to(dtype), (0.5 * rn(Bt, K, Dm, L)).to(dtype),
-            -torch.rand(K * Dm, 1, device=DEV, generator=g), rn(Bt, K, 1, L).to(dtype), rn(Bt, K, 1, L).to(dtype),
-            rn(K * Dm), torch.rand(K * Dm, device=DEV, generator=g)]
-    assert image_plan(*args[:5], dirs) is not None
-    with torch.no_grad():
-        got = ss2d_scan(*args, dirs, True)
-        again = ss2d_scan(*args, dirs, True)
-        with config_override(image=0):
-            slab = ss2d_scan(*args, dirs, True)
-    assert got.is_contiguous() and not slab.is_contiguous()
-    ref = ss2d_scan(*[a.float() for a in args], dirs, True, backend="reference")
-    rtol, atol = TOL[dtype]
-    _close("out", got.float(), ref, rtol, atol)
-    _close("out vs slab", got.float(), slab.float(), rtol, atol)
-    assert torch.equal(got, again)

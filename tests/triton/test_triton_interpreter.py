@@ -1,8 +1,8 @@
 """CPU checks of the Triton backend: kernels under Triton's interpreter, lazy import, registration.
 
 ``TRITON_INTERPRET=1`` only takes effect if it is set before triton is imported, and the rest of
-the suite imports triton early (timm does), so the interpreter cases in ``interp_cases.py`` and
-``interp_image_cases.py`` run in a child pytest process with that variable set.
+the suite imports triton early (timm does), so the interpreter cases in ``interp_cases.py`` run in
+a child pytest process with that variable set.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, re
 def test_triton_kernels_under_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=",
-           "-o", "python_files=interp_*cases.py", str(HERE / "interp_cases.py"), str(HERE / "interp_image_cases.py")]
+           "-o", "python_files=interp_*cases.py", str(HERE / "interp_cases.py")]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parents[1], timeout=900)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
@@ -124,3 +124,21 @@ def test_tile_config_cache_follows_overrides():
         forced = pick_config(16, 3136, 192)
     assert (forced.T, forced.BD_bwd) == (4, 8)
     assert pick_config(16, 3136, 192) == default != forced
+
+
+def test_tile_override_is_typed_and_nests():
+    """The one testing/tuning hook: named tile parameters only (no ad-hoc switches), nested
+    blocks merge, and leaving a block restores the outer setting."""
+    pytest.importorskip("triton")
+    from vision_ssm.ops.triton import _launch
+
+    with pytest.raises(TypeError):
+        with _launch.config_override(cf_copy=0):
+            pass
+    with _launch.config_override(ksplit=0, num_warps=2) as outer:
+        assert outer == _launch.TileOverride(nw_fwd=2, nw_bwd=2, ksplit=False)
+        assert not _launch.use_ksplit(4)
+        with _launch.config_override(T=4, nw_bwd=1) as inner:
+            assert inner == _launch.TileOverride(T=4, nw_fwd=2, nw_bwd=1, ksplit=False)
+        assert _launch._FORCED == outer
+    assert _launch._FORCED == _launch.TileOverride() and _launch.use_ksplit(4) and not _launch.use_ksplit(1)

@@ -18,7 +18,7 @@ import functools
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
@@ -45,24 +45,50 @@ class TileConfig:
     T_infer: int = 0
 
 
-_OVERRIDE: dict[str, int] = {}
+@dataclass(frozen=True)
+class TileOverride:
+    """Tile parameters forced by :func:`config_override` (``None``: the default of
+    :func:`_pick_config`). ``ksplit``: run each direction of the fused SS2D core in its own
+    programs (the default for ``K > 1``, see :func:`use_ksplit`) or walk all K in one."""
+
+    T: int | None = None
+    BD_fwd: int | None = None
+    BD_bwd: int | None = None
+    nw_fwd: int | None = None
+    nw_bwd: int | None = None
+    ksplit: bool | None = None
+
+
+# Process-wide on purpose (not a ContextVar): the autograd engine runs CUDA backwards on its own
+# threads, and a backward must see the tiles of its forward.
+_FORCED = TileOverride()
 
 
 @contextlib.contextmanager
-def config_override(**kwargs: int) -> Iterator[None]:
-    """Force tile parameters (``T``, ``BD_fwd``, ``BD_bwd``, ``num_warps`` or ``nw_fwd``/``nw_bwd``,
-    ``ksplit``) inside the block.
+def config_override(
+    *, T: int | None = None, BD_fwd: int | None = None, BD_bwd: int | None = None, num_warps: int | None = None,
+    nw_fwd: int | None = None, nw_bwd: int | None = None, ksplit: bool | None = None,
+) -> Iterator[TileOverride]:
+    """Force tile parameters inside the block (testing and tuning hook; nests, inner values win).
 
-    Used by the tests (several tiles at tiny ``L``) and the benchmarks (tile sweeps). ``BD`` is
-    still reduced to a power of two dividing the group size.
+    The tests need it to cross several tiles and channel blocks at tiny ``L`` under the
+    interpreter and to run both variants of the fused core (``ksplit``); ``gpu_scan.py --tune``
+    sweeps tiles with it (that sweep chose the defaults). ``num_warps`` sets ``nw_fwd`` and
+    ``nw_bwd`` where those are not given. ``BD`` is still reduced to a power of two dividing the
+    group size, and the warps to the lanes a tile fills.
     """
-    old = dict(_OVERRIDE)
-    _OVERRIDE.update(kwargs)
+    global _FORCED
+    if num_warps is not None:
+        nw_fwd = num_warps if nw_fwd is None else nw_fwd
+        nw_bwd = num_warps if nw_bwd is None else nw_bwd
+    given = dict(T=T, BD_fwd=BD_fwd, BD_bwd=BD_bwd, nw_fwd=nw_fwd, nw_bwd=nw_bwd,
+                 ksplit=None if ksplit is None else bool(ksplit))
+    old = _FORCED
+    _FORCED = replace(old, **{k: v for k, v in given.items() if v is not None})
     try:
-        yield
+        yield _FORCED
     finally:
-        _OVERRIDE.clear()
-        _OVERRIDE.update(old)
+        _FORCED = old
 
 
 def _pow2_divisor(n: int, cap: int) -> int:
@@ -74,16 +100,16 @@ def _pow2_divisor(n: int, cap: int) -> int:
 
 
 def pick_config(N: int, L: int, group_size: int | None) -> TileConfig:
-    """Default tiles for a problem (see :func:`_pick_config`), cached per shape and override set
-    (not for symbolic sizes, as in fake implementations under dynamic shapes)."""
-    key = tuple(sorted(_OVERRIDE.items()))
+    """Default tiles for a problem (see :func:`_pick_config`), cached per shape and
+    :func:`config_override` setting (not for symbolic sizes, as in fake implementations under
+    dynamic shapes)."""
     if type(N) is int and type(L) is int and (group_size is None or type(group_size) is int):
-        return _pick_config(N, L, group_size, key)
-    return _pick_config.__wrapped__(N, L, group_size, key)
+        return _pick_config(N, L, group_size, _FORCED)
+    return _pick_config.__wrapped__(N, L, group_size, _FORCED)
 
 
 @functools.lru_cache(maxsize=256)
-def _pick_config(N: int, L: int, group_size: int | None, _override_key: tuple) -> TileConfig:
+def _pick_config(N: int, L: int, group_size: int | None, forced: TileOverride) -> TileConfig:
     """Default tiles (from sweeps on an H100, bf16, the benchmark shapes; ``benchmarks/gpu_scan.py``).
 
     Register tiles are ``[T steps, NP states, BD channels]`` with the channels (then the states) on
@@ -93,22 +119,21 @@ def _pick_config(N: int, L: int, group_size: int | None, _override_key: tuple) -
     thread, ``T = 8``). ``T`` bounds the registers (arrays of ``T x states/thread``). The same
     defaults won for channel-first (1-D op) and channel-last (fused core) tiles.
     """
-    ov = dict(_override_key)
     NP = triton.next_power_of_2(N)
     if NP <= 2:
         T, T_inf, bd_f, bd_b, nw_f, nw_b = 16, 32, 32, 32, 1, 1
     else:
         T, T_inf, bd_f, bd_b, nw_f, nw_b = 8, 8, 16, 16, 1, 1
     cap = max(4, triton.next_power_of_2(L))
-    T_inf = int(ov.get("T", min(T_inf, cap)))
-    T = int(ov.get("T", min(T, cap)))
-    bd_f = int(ov.get("BD_fwd", bd_f))
-    bd_b = int(ov.get("BD_bwd", bd_b))
+    T_inf = int(forced.T) if forced.T is not None else min(T_inf, cap)
+    T = int(forced.T) if forced.T is not None else min(T, cap)
+    bd_f = int(forced.BD_fwd) if forced.BD_fwd is not None else bd_f
+    bd_b = int(forced.BD_bwd) if forced.BD_bwd is not None else bd_b
     if group_size is not None:  # a program's channels must share one B/C group
         bd_f = _pow2_divisor(group_size, bd_f)
         bd_b = _pow2_divisor(group_size, bd_b)
-    nw_f = int(ov.get("nw_fwd", ov.get("num_warps", nw_f)))
-    nw_b = int(ov.get("nw_bwd", ov.get("num_warps", nw_b)))
+    nw_f = int(forced.nw_fwd) if forced.nw_fwd is not None else nw_f
+    nw_b = int(forced.nw_bwd) if forced.nw_bwd is not None else nw_b
     # never more warps than lanes the tile fills (extra warps would split the in-thread steps)
     nw_f = max(1, min(nw_f, bd_f * NP // 32))
     nw_b = max(1, min(nw_b, bd_b * NP // 32))
@@ -125,7 +150,7 @@ def use_ksplit(K: int) -> bool:
     ncu measured 4.6% achieved occupancy and 1.41 ms vs 0.60 ms with the split, at
     ``(128, 4x96, 3136, N=1)``). ``config_override(ksplit=0)`` forces the in-place variant.
     """
-    return bool(_OVERRIDE.get("ksplit", True)) and K > 1
+    return (True if _FORCED.ksplit is None else _FORCED.ksplit) and K > 1
 
 
 def _k_strides(t: Tensor) -> tuple[tuple[int, int, int, int], bool]:

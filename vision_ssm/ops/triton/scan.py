@@ -11,8 +11,7 @@ from torch import Tensor
 
 from ..geometry import DirectionSet
 from ..scan.tracing import under_tracing
-from ._image import image_forward, image_plan
-from ._launch import _OVERRIDE, scan_backward, scan_forward, use_ksplit
+from ._launch import scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
 from ._relayout import channels_last_copy, relayout_copy
 
@@ -105,15 +104,9 @@ def _accumulator(x: Tensor, K: int, ksplit: bool) -> Tensor:
 
 def kernel_layout(x: Tensor, delta: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``x``, ``delta``, ``B``, ``C`` in the memory the fused kernels read: channel-last (unit
-    channel / state stride; a no-op for tensors already so). ``config_override(cf_copy=...)``
-    (benchmarks): 0 hands every tensor over as it is, 2 copies all but ``delta``, 3 all but ``B``
-    and ``C``."""
-    policy = int(_OVERRIDE.get("cf_copy", 1))
-    if policy == 0:
-        return x, delta, B, C
-    d_cl = _channels_last(delta, 2) if policy in (1, 3) else delta
-    if policy == 3:
-        return _channels_last(x, 1), d_cl, B, C
+    channel / state stride; a no-op for tensors already so). Reading channel-first memory
+    strided instead was measured slower overall (``benchmarks/experiments/cf_layout.py``)."""
+    d_cl = _channels_last(delta, 2)
     return _channels_last(x, 1), d_cl, _channels_last(B, 2), _channels_last(C, 2)
 
 
@@ -280,10 +273,6 @@ def ss2d_scan_triton(
     copies are never materialised. Inputs are brought to channel-last memory first (a no-op if
     they already are), so that every direction's steps read contiguous channel runs.
 
-    Exception: an eager forward without gradients at ``N = 1`` on channel-first inputs whose
-    directions are raster walks (``sweep``, K ≤ 4; see :func:`._image.image_plan`) runs the
-    whole-image kernel, which merges the K directions in registers; its output is contiguous.
-
     Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.SS2DScanFn`.
     """
     Bt, Dm, L = x.shape
@@ -295,10 +284,6 @@ def ss2d_scan_triton(
     if tuple(A.shape) != (K * Dm, N):
         raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
     need = _needs_grad(x, delta, A, B, C, D, delta_bias)
-    if not need and not under_tracing(x):
-        codes = image_plan(x, delta, A, B, C, dirs)
-        if codes is not None:  # N = 1 on channel-first inputs: the whole-image kernel (see _image)
-            return image_forward(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), codes, dirs.H, dirs.W)
     if under_tracing(x):  # the opaque custom op (see custom_ops); same kernels
         idx = dirs.index.to(device=x.device, dtype=torch.int32)
         return torch.ops.vision_ssm.ss2d_fwd(x, delta, A, B, C, D, delta_bias, idx, bool(delta_softplus), need)[0]

@@ -1,29 +1,36 @@
 """Device-session helper: kernel launches and host vs GPU time of one eager training step.
 
-``python benchmarks/_step_counts.py [ROOT] [TAG]`` imports ``vision_ssm`` from ``ROOT`` (default:
-this checkout; e.g. an exported older commit, for A/B runs alternating in one session), runs
-bf16-autocast training steps of ``vmamba_tiny_s1l8`` (batch 64, 224 px, AdamW) and inference
-(batch 128), and prints one JSON line: step time (CUDA events around 25 steps, which a host-bound
-step keeps apart by its wall time), kernels per step and their summed GPU time,
-``cudaLaunchKernel`` calls, the host time of the fused SS2D core, throughputs, the most frequent
-kernels and the kernels of one step counted by the operator that launched them (torch.profiler).
+``python -m benchmarks.experiments.step_counts [ROOT] [TAG]`` imports ``vision_ssm`` from ``ROOT``
+(default: this checkout or the installed package; e.g. an exported older commit, for A/B runs
+alternating in one session), runs bf16-autocast training steps of ``vmamba_tiny_s1l8`` (batch 64,
+224 px, AdamW) and inference (batch 128), and prints one JSON line: step time (CUDA events around
+25 steps, which a host-bound step keeps apart by its wall time), kernels per step and their summed
+GPU time, ``cudaLaunchKernel`` calls, the host time of the fused SS2D core, throughputs, the most
+frequent kernels and the kernels of one step counted by the operator that launched them
+(torch.profiler).
 """
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
-root = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1])
+root = sys.argv[1] if len(sys.argv) > 1 else None
 tag = sys.argv[2] if len(sys.argv) > 2 else "this"
-sys.path.insert(0, root)
+if root is not None:  # the A/B feature: the library under test comes from ROOT
+    sys.path.insert(0, root)
 
 import timm  # noqa: E402
 import torch  # noqa: E402
 
 import vision_ssm  # noqa: E402
 
-assert vision_ssm.__file__.startswith(root), vision_ssm.__file__
-from gpu_models import _median_ms, train_step  # noqa: E402  (after vision_ssm: ROOT's copy stays)
+assert root is None or vision_ssm.__file__.startswith(root), vision_ssm.__file__
+from benchmarks.common import measure  # noqa: E402  (after vision_ssm: ROOT's copy stays)
+from benchmarks.gpu_models import train_step  # noqa: E402
+
+
+def _median_ms(step, warmup: int, iters: int) -> float:
+    return measure({"step": step}, warmup=warmup, windows=1, iters=iters, device="cuda")["step"].median
+
 
 torch.backends.cudnn.benchmark = True
 torch.manual_seed(0)
@@ -31,7 +38,7 @@ model = timm.create_model("vmamba_tiny_s1l8", num_classes=1000).cuda()
 step = train_step(model, 64, 224)
 
 
-res = {"tag": tag, "train_ms": _median_ms(step, 5, 25, windows=1)}
+res = {"tag": tag, "train_ms": _median_ms(step, 5, 25)}
 res["train_img_s"] = 64e3 / res["train_ms"]
 with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as p:
     for _ in range(2):
@@ -74,5 +81,5 @@ def infer():
         model(xi)
 
 
-res["infer_img_s"] = 128e3 / _median_ms(infer, 5, 25, windows=1)
+res["infer_img_s"] = 128e3 / _median_ms(infer, 5, 25)
 print(json.dumps(res))

@@ -1,17 +1,15 @@
 """Device-session helper: run one triton kernel configuration a few times (for ncu).
 
-``python benchmarks/_profile.py {scan|ss2d|ss2d_cl} SHAPE_INDEX [grad]``
+``python -m benchmarks.experiments.profile_kernel {scan|ss2d|ss2d_cl} SHAPE_INDEX [grad]`` (under
+``ncu``: ``ncu ... python -m benchmarks.experiments.profile_kernel ss2d_cl 1``)
 """
 import math
 import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scan import SHAPES, _routed_inputs, channel_last_copies, make_inputs  # noqa: E402
-
-from vision_ssm.ops import get_directions, selective_scan, ss2d_scan  # noqa: E402
+from benchmarks.gpu_scan import SHAPES, _routed_inputs, channel_last_copies, make_inputs
+from vision_ssm.ops import get_directions, selective_scan, ss2d_scan
 
 mode, shape_i = sys.argv[1], int(sys.argv[2])
 grad = len(sys.argv) > 3 and sys.argv[3] == "grad"

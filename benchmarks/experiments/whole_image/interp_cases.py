@@ -1,8 +1,8 @@
-"""The whole-image N = 1 SS2D forward (``ops/triton/_image.py``) under Triton's interpreter.
+"""The whole-image N = 1 SS2D forward (``kernel.py``) under Triton's interpreter.
 
-Collected by test_triton_interpreter.py in a child process with ``TRITON_INTERPRET=1``, like
-``interp_cases.py``. Sizes cover ragged images (padding in both frames), widths below one row
-chunk, every raster-walk code, and all options.
+Collected by ``test_whole_image.py`` in a child process with ``TRITON_INTERPRET=1``, like
+``tests/triton/interp_cases.py``. Sizes cover ragged images (padding in both frames), widths below
+one row chunk, every raster-walk code, and all options.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through tests/triton/test_triton_interpreter.py"
 
+from benchmarks.experiments.whole_image.kernel import direction_codes, image_plan, ss2d_forward  # noqa: E402
 from vision_ssm.ops import DirectionSet, Walk, get_directions, ss2d_scan  # noqa: E402
-from vision_ssm.ops.triton._image import direction_codes, image_plan  # noqa: E402
 from vision_ssm.ops.triton._launch import config_override  # noqa: E402
 from vision_ssm.ops.triton.scan import ss2d_scan_triton  # noqa: E402
 
@@ -68,10 +68,10 @@ def test_interp_image_forward_matches_reference(H, W, spec, dtype, softplus, use
     args = (inp["x"], inp["delta"], inp["A"], inp["B"], inp["C"], D, bias)
     assert image_plan(inp["x"], inp["delta"], inp["A"], inp["B"], inp["C"], dirs) is not None
     with torch.no_grad():
-        got = ss2d_scan_triton(*args, dirs, softplus)
-        again = ss2d_scan_triton(*args, dirs, softplus)
-        with config_override(image=0, T=4, BD_fwd=2):
-            slab = ss2d_scan_triton(*args, dirs, softplus)
+        got = ss2d_forward(*args, dirs, softplus)
+        again = ss2d_forward(*args, dirs, softplus)
+        with config_override(T=4, BD_fwd=2):
+            slab = ss2d_scan_triton(*args, dirs, softplus)  # the library: always the slab kernels
     assert got.dtype == dtype and got.is_contiguous()  # the whole-image kernel ran (slabs: channel-last)
     assert not slab.is_contiguous()
     ref = ss2d_scan(*[a.float() if a is not None else None for a in args], dirs, softplus, backend="reference")
@@ -104,11 +104,11 @@ def test_interp_image_plan_conditions():
     assert image_plan(x, d, torch.cat([A, A], 1), B, C, dirs) is None  # N = 2
     x_cl = x.transpose(1, 2).contiguous().transpose(1, 2)
     assert image_plan(x_cl, d, A, B, C, dirs) is None  # channel-last: the slab kernels
-    with config_override(image=0):
-        assert image_plan(x, d, A, B, C, dirs) is None
+    with torch.no_grad():  # the library never takes the whole-image kernel (parked here)
+        assert not ss2d_scan_triton(x, d, A, B, C, None, None, dirs, True).is_contiguous()
     # with gradients the forward runs the slab kernels (the backward reads their states)
     args = [t.clone().requires_grad_() for t in (x, d, A, B, C)]
-    y = ss2d_scan_triton(*args, None, None, dirs, True)
+    y = ss2d_forward(*args, None, None, dirs, True)
     assert not y.is_contiguous()
 
 
@@ -116,7 +116,7 @@ def test_interp_image_plan_conditions():
 def test_interp_image_direction_orders_agree(spec):
     """The kernel walks the directions in their order or grouped by frame (a register-pressure
     choice); both give the reference result."""
-    from vision_ssm.ops.triton._image import image_forward
+    from benchmarks.experiments.whole_image.kernel import image_forward
 
     H, W = 9, 13
     dirs = _dirs(H, W, spec)
@@ -130,7 +130,7 @@ def test_interp_image_direction_orders_agree(spec):
 
 
 def test_interp_image_plan_needs_int32_offsets_within_a_batch_element():
-    from vision_ssm.ops.triton._image import _batch_slice_fits_i32
+    from benchmarks.experiments.whole_image.kernel import _batch_slice_fits_i32
 
     assert _batch_slice_fits_i32(torch.empty(2, 3, 5))
     # only shapes and strides matter: meta tensors stand in for views of huge buffers

@@ -1,6 +1,6 @@
 """Device-session helper: host (Python) time of the triton backend's calls and where it goes.
 
-``python benchmarks/_host_overhead.py`` — times the eager forward and forward+backward of the fused
+``python -m benchmarks.experiments.host_overhead [BATCH]`` — times the eager forward and forward+backward of the fused
 SS2D core on tiny CUDA tensors (GPU work negligible, so the time is the host's), runs cProfile over
 those calls, then over bf16 training steps of vmamba_tiny_s1l8 (batch ``argv[1]``, default 64), and
 prints the functions with the most own time.
@@ -9,15 +9,14 @@ import cProfile
 import pstats
 import sys
 import time
-from pathlib import Path
 
+import timm
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from vision_ssm.ops import get_directions  # noqa: E402
-from vision_ssm.ops.triton.scan import ss2d_scan_triton  # noqa: E402
+import vision_ssm  # noqa: F401  (registers the models)
+from benchmarks.gpu_models import train_step
+from vision_ssm.ops import get_directions
+from vision_ssm.ops.triton.scan import ss2d_scan_triton
 
 Bt, Dm, H, W, K, N = 1, 32, 4, 4, 4, 1
 L = H * W
@@ -70,11 +69,6 @@ for name, fn, n in (("forward (no grad)", lambda: torch.no_grad()(fwd)(), 2000),
     us = per_call_s(fn, n, 20) * 1e6
     print(f"fused SS2D core, tiny shapes, {name:18s}: {us:7.1f} us per call (host-bound)")
 profiled(fwd_bwd, 200).sort_stats("tottime").print_stats(25)
-
-import timm  # noqa: E402
-from gpu_models import train_step  # noqa: E402
-
-import vision_ssm  # noqa: E402,F401
 
 bs = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 torch.backends.cudnn.benchmark = True

@@ -1,5 +1,10 @@
 """Whole-image forward of the fused SS2D core at ``N = 1``: the K directions merged on chip.
 
+Parked experiment (see ``README.md`` here): formerly ``vision_ssm/ops/triton/_image.py``, run by
+``ss2d_scan_triton`` for channel-first inputs without gradients; no model reached it. Import it
+from the repository root (``benchmarks.experiments.whole_image.kernel``); :func:`ss2d_forward`
+is the former dispatch.
+
 The slab design of :mod:`._fwd` runs each direction in its own programs and sums per-direction
 output slabs afterwards: an extra write and read of ``K`` slabs, and ``x`` read once per
 direction (at ``N = 1`` that design stays ≥ 2.8× above the memory floor, ``benchmarks/README.md``).
@@ -24,7 +29,7 @@ Padded pixels get ``δ = 0`` (decay 1, input 0), the identity of the scan, so th
 through wherever they fall in a walk. The result is deterministic (fixed summation order).
 
 Only row-major or column-major raster walks, forward or reversed, can be expressed this way
-(``sweep`` with ``K`` = 1, 2, 4: VMamba's cross-scan); :func:`image_codes` recognises them from
+(``sweep`` with ``K`` = 1, 2, 4: VMamba's cross-scan); :func:`direction_codes` recognises them from
 the index tensor. The inputs must be channel-first (unit pixel stride), the forward must need no
 gradients (nothing is saved for a backward) and the image must have ``8 ≤ H`` and
 ``HP·WP ≤ 8192``; :func:`image_plan` checks all of it and callers use the slab kernels otherwise.
@@ -40,9 +45,9 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..geometry import DirectionSet
-from ._fwd import LN2, LOG2E, _combine, _log2
-from ._launch import _I32_MAX, _OVERRIDE, offset_span
+from vision_ssm.ops.geometry import DirectionSet
+from vision_ssm.ops.triton._fwd import LN2, LOG2E, _combine, _log2
+from vision_ssm.ops.triton._launch import _I32_MAX, offset_span
 
 # Largest padded image a program holds (16 pixels per thread at 16 warps).
 MAX_TILE = 8192
@@ -281,12 +286,11 @@ def direction_codes(dirs: DirectionSet) -> int | None:
 def image_plan(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, dirs: DirectionSet) -> int | None:
     """The direction codes if the whole-image kernel can run this fused SS2D forward, else ``None``.
 
-    It needs ``N = 1``, directions that are raster walks (:func:`image_codes`), channel-first
+    It needs ``N = 1``, directions that are raster walks (:func:`direction_codes`), channel-first
     inputs (unit pixel stride in ``x``, ``delta``, ``B``, ``C``: on channel-last inputs the slab
-    kernels are faster than copying) and in-batch offsets below 2³¹. ``config_override(image=0)``
-    turns it off.
+    kernels are faster than copying) and in-batch offsets below 2³¹.
     """
-    if A.shape[-1] != 1 or not _OVERRIDE.get("image", 1):
+    if A.shape[-1] != 1:
         return None
     if x.stride(2) != 1 or delta.stride(3) != 1 or B.stride(3) != 1 or C.stride(3) != 1:
         return None
@@ -313,8 +317,8 @@ def image_forward(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: 
                   num_warps: int | None = None, maxnreg: int | None = None, grouped: bool | None = None) -> Tensor:
     """Launch :func:`_image_fwd_kernel`: ``y`` ``(Bt, Dm, L)`` in ``x``'s dtype, contiguous.
 
-    Args as in the module docstring (unit pixel stride: see :func:`image_layout_ok`); ``codes``
-    from :func:`image_codes`; ``num_warps``, ``maxnreg`` and ``grouped`` (the direction order,
+    Args as in the module docstring (unit pixel stride: see :func:`image_plan`); ``codes``
+    from :func:`direction_codes`; ``num_warps``, ``maxnreg`` and ``grouped`` (the direction order,
     see the kernel) override the defaults (benchmarks, tests).
     """
     Bt, Dm, L = x.shape
@@ -337,3 +341,18 @@ def image_forward(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: 
         maxnreg=maxnreg or MAX_REGS,
     )
     return out
+
+
+def ss2d_forward(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                 delta_bias: Tensor | None, dirs: DirectionSet, delta_softplus: bool = True) -> Tensor:
+    """The fused SS2D core as the library ran it while this kernel was wired in: an eager forward
+    without gradients that :func:`image_plan` accepts runs the whole-image kernel (contiguous
+    output), everything else :func:`vision_ssm.ops.triton.scan.ss2d_scan_triton` (same contract)."""
+    from vision_ssm.ops.scan.tracing import under_tracing
+    from vision_ssm.ops.triton.scan import _needs_grad, ss2d_scan_triton
+
+    if not _needs_grad(x, delta, A, B, C, D, delta_bias) and not under_tracing(x):
+        codes = image_plan(x, delta, A, B, C, dirs)
+        if codes is not None:
+            return image_forward(x, delta, A, B, C, D, delta_bias, bool(delta_softplus), codes, dirs.H, dirs.W)
+    return ss2d_scan_triton(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)

@@ -1,21 +1,15 @@
 """Device-session helper: the tiled channel-first → channel-last copy against ``Tensor.copy_``.
 
-``python benchmarks/_relayout_copy.py`` — for the scan tensors of ``gpu_scan.py``'s shapes (bf16):
+``python -m benchmarks.experiments.relayout_copy`` — for the scan tensors of ``gpu_scan.py``'s shapes (bf16):
 median ms of ``vision_ssm.ops.triton._relayout.relayout_copy`` (default tile, then other
 ``(BC, BL, num_warps)`` tiles), of PyTorch's copy into the same channel-last tensor, and the floor
 (bytes read + written over the measured copy bandwidth).
 """
-import sys
-from pathlib import Path
-
 import torch
 from triton.testing import do_bench
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scan import copy_bandwidth  # noqa: E402
-
-from vision_ssm.ops.triton._relayout import relayout_copy  # noqa: E402
+from benchmarks.gpu_scan import copy_bandwidth
+from vision_ssm.ops.triton._relayout import relayout_copy
 
 TILES = [None, (64, 64, 4), (64, 128, 8), (32, 128, 4), (128, 64, 8), (16, 512, 4)]
 

@@ -1,21 +1,17 @@
 """Device-session helper: where a training step of a model spends GPU time (torch.profiler).
 
-``python benchmarks/_profile_model.py [MODEL] [BATCH] [COMPILE_MODE]`` — bf16 autocast, 224 px,
+``python -m benchmarks.experiments.profile_model [MODEL] [BATCH] [COMPILE_MODE]`` — bf16 autocast, 224 px,
 AdamW step; ``COMPILE_MODE`` (e.g. ``default``) wraps the model in ``torch.compile`` first.
 Prints the wall time of a step, the sum of its kernel times, kernel-time groups and the top kernels.
 """
 import sys
 import time
-from pathlib import Path
 
 import timm
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_models import train_step  # noqa: E402
-
-import vision_ssm  # noqa: E402,F401
+import vision_ssm  # noqa: F401  (registers the models)
+from benchmarks.gpu_models import train_step
 
 name = sys.argv[1] if len(sys.argv) > 1 else "vmamba_tiny_s1l8"
 bs = int(sys.argv[2]) if len(sys.argv) > 2 else 64

@@ -1,22 +1,17 @@
-"""Device-session helper: the whole-image N = 1 SS2D forward (``_image.py``) against the slab kernels.
+"""Device-session helper: the whole-image N = 1 SS2D forward (``kernel.py``) against the slab kernels.
 
-``python benchmarks/_n1_image.py`` — for the two N = 1 shapes of ``gpu_scan.py`` (bf16, K = 4
+``python -m benchmarks.experiments.whole_image.bench`` — for the two N = 1 shapes of ``gpu_scan.py`` (bf16, K = 4
 sweep): max deviation from the slab kernels, then the forward time of the whole-image kernel on
 channel-first inputs (default, each direction order, a lower register cap, other warp counts), of the slab fused
 core on channel-last and channel-first inputs, and the memory floor, with kernel times from torch.profiler.
 """
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scan import bench, channel_last_copies, copy_bandwidth, make_inputs  # noqa: E402
-
-from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
-from vision_ssm.ops.triton._image import direction_codes, image_forward  # noqa: E402
+from benchmarks.experiments.whole_image.kernel import direction_codes, image_forward
+from benchmarks.gpu_scan import bench, channel_last_copies, copy_bandwidth, make_inputs
+from vision_ssm.ops import get_directions, ss2d_scan
 
 
 def kernel_ms(fn, reps=20):

@@ -1,21 +1,15 @@
 """Device-session helper: backward channel block and warps at N = 16.
 
-``python benchmarks/_bwd_warps.py`` — times forward + backward of the fused SS2D core (channel-last
+``python -m benchmarks.experiments.bwd_warps`` — times forward + backward of the fused SS2D core (channel-last
 inputs) and of the 1-D scan at ``(64, 4·192, 3136, 16)``, bf16, for several ``BD_bwd`` x ``nw_bwd``
 overrides (the tuning sweep of ``gpu_scan.py --tune`` only tries one warp at N = 16), and prints
 how far each configuration's gradients are from the default's (reduction order only).
 """
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scan import _routed_inputs, bench, channel_last_copies, make_inputs  # noqa: E402
-
-from vision_ssm.ops import get_directions, selective_scan, ss2d_scan  # noqa: E402
-from vision_ssm.ops.triton._launch import config_override  # noqa: E402
+from benchmarks.gpu_scan import _routed_inputs, bench, channel_last_copies, make_inputs
+from vision_ssm.ops import get_directions, selective_scan, ss2d_scan
+from vision_ssm.ops.triton._launch import config_override
 
 Bt, K, Dm, L, N = 64, 4, 192, 3136, 16
 inp = make_inputs(Bt, K, Dm, L, N, torch.bfloat16)

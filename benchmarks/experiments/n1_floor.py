@@ -1,22 +1,17 @@
 """Device-session helper: where the fused SS2D forward's time goes at N = 1.
 
-``python benchmarks/_n1_floor.py`` — for the two N = 1 shapes of ``gpu_scan.py`` (bf16, channel-last
+``python -m benchmarks.experiments.n1_floor`` — for the two N = 1 shapes of ``gpu_scan.py`` (bf16, channel-last
 inputs, K = 4 sweep): the fused forward against the memory floor, the kernel times of the scan and
 the slab merge (torch.profiler), their byte bounds at the measured copy bandwidth, and the variant
 that walks all K directions in one program (``config_override(ksplit=0)``).
 """
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scan import bench, channel_last_copies, copy_bandwidth, make_inputs  # noqa: E402
-
-from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
-from vision_ssm.ops.triton._launch import config_override  # noqa: E402
+from benchmarks.gpu_scan import bench, channel_last_copies, copy_bandwidth, make_inputs
+from vision_ssm.ops import get_directions, ss2d_scan
+from vision_ssm.ops.triton._launch import config_override
 
 bw = copy_bandwidth()
 print(f"copy bandwidth {bw / 1e9:.0f} GB/s")

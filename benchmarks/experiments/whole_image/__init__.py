@@ -1,0 +1,1 @@
+"""The parked whole-image N = 1 SS2D forward kernel (see README.md)."""
