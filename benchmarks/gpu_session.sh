@@ -21,9 +21,9 @@ mkdir -p "$OUT"
 if [ -n "${MAMBA_DIR:-}" ] && [ -x "$MAMBA_DIR/build.sh" ]; then
   (MAX_JOBS=${MAX_JOBS:-12} bash "$MAMBA_DIR/build.sh" > "$OUT/mamba_build.log" 2>&1) &
 fi
-$PY -m pytest -q -m gpu tests/triton benchmarks/experiments -p no:cacheprovider 2>&1 | tail -2
+$PY -m pytest -q -m gpu tests/ops/triton benchmarks/experiments -p no:cacheprovider 2>&1 | tail -2
 wait
-$PY -m pytest -q -m gpu tests -p no:cacheprovider --deselect tests/triton 2>&1 | tail -2
+$PY -m pytest -q -m gpu tests -p no:cacheprovider --deselect tests/ops/triton 2>&1 | tail -2
 $PY -m benchmarks.gpu_scan --json "$OUT/scan.json" 2>&1 | tee "$OUT/scan.log" | tail -11
 $PY -m benchmarks.gpu_models --backends triton,mamba_ssm --json "$OUT/models.json" 2>&1 | tee "$OUT/models.log" | tail -8
 $PY -m benchmarks.gpu_models --models vmamba_tiny_s1l8,mambavision_tiny,convnext_tiny --compile reduce-overhead \

@@ -1,7 +1,7 @@
 """The whole-image N = 1 SS2D forward (``kernel.py``) under Triton's interpreter.
 
 Collected by ``test_whole_image.py`` in a child process with ``TRITON_INTERPRET=1``, like
-``tests/triton/interp_cases.py``. Sizes cover ragged images (padding in both frames), widths below
+``tests/ops/triton/interp_cases.py``. Sizes cover ragged images (padding in both frames), widths below
 one row chunk, every raster-walk code, and all options.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-assert os.environ.get("TRITON_INTERPRET") == "1", "run through tests/triton/test_triton_interpreter.py"
+assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_whole_image.py"
 
 from benchmarks.experiments.whole_image.kernel import direction_codes, image_plan, ss2d_forward  # noqa: E402
 from vision_ssm.ops import DirectionSet, Walk, get_directions, ss2d_scan  # noqa: E402

@@ -3,7 +3,7 @@
 this folder).
 
 The interpreter cases (``interp_cases.py``) run in a child pytest process with
-``TRITON_INTERPRET=1`` set before triton is imported, as ``tests/triton/test_triton_interpreter.py``
+``TRITON_INTERPRET=1`` set before triton is imported, as ``tests/ops/triton/test_triton_interpreter.py``
 does for the library's kernels; the model-size case needs a GPU (``-m gpu``).
 """
 from __future__ import annotations

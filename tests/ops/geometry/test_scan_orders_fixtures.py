@@ -1,13 +1,13 @@
 """Every sequence in tests/fixtures/scan_orders.json (captured from the upstream code) is reproduced exactly."""
 import json
-import pathlib
 
 import pytest
 import torch
+from paths import FIXTURES as FIXTURES_DIR
 
 from vision_ssm.ops import get_directions, merge, route, scan_directions, scan_order
 
-FIXTURE = json.loads((pathlib.Path(__file__).parents[1] / "fixtures" / "scan_orders.json").read_text())
+FIXTURE = json.loads((FIXTURES_DIR / "scan_orders.json").read_text())
 INDEX_FLAT = FIXTURE["mambaad_index_flat"]["orders"]
 DIRECTIONS = FIXTURE["mambaad_directions"]["orders"]
 CROSS = FIXTURE["vmamba_cross_scan"]["orders"]

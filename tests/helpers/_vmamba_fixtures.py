@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
 import timm
 import torch
+from paths import FIXTURES as FIXTURES_DIR
 from safetensors.torch import load_file
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = FIXTURES_DIR
 # fixture -> the registered model whose settings it uses (tests/fixtures/README: dims 16, depths 1,1,2,1, 10 classes)
 VMAMBA_FIXTURES = {
     "vmamba_v0_small": "vmamba_tiny",

@@ -1,10 +1,11 @@
 """The "Adding a backend" walkthrough of docs/architecture.md runs as written."""
-import pathlib
 import re
+
+from paths import REPO
 
 from vision_ssm.ops.scan import registry
 
-DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+DOC = REPO / "docs" / "architecture.md"
 
 
 def test_toy_backend_walkthrough_runs():

@@ -1,6 +1,6 @@
 """The numba backend under ``torch.compile``: custom ops (``vision_ssm::numba_scan_fwd/bwd``) with fake
 implementations and autograd, so a model compiles into one graph with the default CPU backend
-(the whole-model check is in ``tests/test_export.py``)."""
+(the whole-model check is in ``tests/models/test_export.py``)."""
 import pytest
 import torch
 

@@ -3,17 +3,17 @@ import csv
 import importlib.util
 import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
 import torch
+from paths import REPO
 from PIL import Image
 
 from vision_ssm.data.anomaly_synthetic import write_tiny_dataset
 from vision_ssm.metrics.anomaly import METRIC_KEYS
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = REPO
 SIZE = 64  # test_mambaad's smallest input
 
 

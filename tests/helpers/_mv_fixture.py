@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
 import torch
+from paths import FIXTURES as FIXTURES_DIR
 from safetensors.torch import load_file
 
 from vision_ssm.models.mambavision import MambaVision
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = FIXTURES_DIR
 NAMES = ("mambavision_small", "mambavision_small_ls")
 
 

@@ -3,17 +3,17 @@ MFF_OCE, and the ADer → MambaAD key map (blocks.md §3, models.md §3.3)."""
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 import torch
+from paths import FIXTURES as FIXTURES_DIR
 from safetensors.torch import load_file
 
 from vision_ssm.layers import MFFOCE, HSSBlock, LSSLayer, LSSModule, PatchExpand2D
 from vision_ssm.layers.lss import group_lss_depth, remap_lss_state_dict
 from vision_ssm.ops import scan_order
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = FIXTURES_DIR
 HSS = sorted(p.stem for p in FIXTURES.glob("mambaad_hss_*.safetensors"))
 
 

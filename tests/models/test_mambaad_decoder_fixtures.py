@@ -7,15 +7,15 @@ that the two loaded state dicts are equal, and reproduces every output (and laye
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 import torch
+from paths import FIXTURES as FIXTURES_DIR
 from safetensors.torch import load_file
 
 from vision_ssm.models.mambaad import MambaUPNet, checkpoint_filter_fn
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = FIXTURES_DIR
 NAMES = ("mambaad_decoder_mambaad", "mambaad_decoder_ader")
 
 

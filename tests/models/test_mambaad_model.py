@@ -1,17 +1,16 @@
 """The MambaAD model: registration, parameter counts, the (enc, dec) contract, the frozen encoder, sizes."""
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 import timm
 import torch
+from paths import FIXTURES as FIXTURES_DIR
 from safetensors import safe_open
 
 import vision_ssm  # noqa: F401  (registers the models)
 from vision_ssm.models.mambaad import MambaAD, MambaUPNet, mambaad_anomaly_map
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = FIXTURES_DIR
 
 
 def _count(module: torch.nn.Module) -> int:

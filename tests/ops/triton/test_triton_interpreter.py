@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
 import vision_ssm.ops as ops
 
@@ -25,7 +26,7 @@ def test_triton_kernels_under_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=",
            "-o", "python_files=interp_*cases.py", str(HERE / "interp_cases.py")]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parents[1], timeout=900)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
 

@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-assert os.environ.get("TRITON_INTERPRET") == "1", "run through tests/triton/test_triton_interpreter.py"
+assert os.environ.get("TRITON_INTERPRET") == "1", "run through tests/ops/triton/test_triton_interpreter.py"
 
 from vision_ssm.ops import get_directions, ss2d_scan  # noqa: E402
 from vision_ssm.ops.scan.reference import selective_scan_reference  # noqa: E402

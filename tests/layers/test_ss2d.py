@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 
 import pytest
 import torch
 import torch.nn.functional as F
+from paths import FIXTURES as FIXTURES_DIR
 from safetensors.torch import load_file
 
 from vision_ssm.layers import SS2D
 from vision_ssm.ops import available_backends, get_directions, selective_scan_reference, use_backend
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = FIXTURES_DIR
 
 
 def _randomize(module: torch.nn.Module, seed: int = 0) -> None:
