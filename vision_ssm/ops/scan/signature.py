@@ -26,7 +26,8 @@ class ScanFn(Protocol):
     ``out = (y + D·u) · silu(z)``. Internal math in fp32 (fp64 for float64 inputs); ``out`` in
     ``u``'s dtype.
 
-    Args (already validated, on one device):
+    Call arguments (already validated, on one device):
+
         u: ``(Bt, D, L)`` float32/float16/bfloat16 (float64 allowed).
         delta: ``(Bt, D, L)``, ``u``'s dtype.
         A: ``(D, N)`` real.
@@ -41,8 +42,7 @@ class ScanFn(Protocol):
         return_last_state: Also return the final state ``(Bt, D, N)`` (fp32; its gradient need not
             be propagated).
 
-    Returns:
-        ``out`` ``(Bt, D, L)``, or ``(out, last_state)`` when ``return_last_state``.
+    The call returns ``out`` ``(Bt, D, L)``, or ``(out, last_state)`` when ``return_last_state``.
     """
 
     def __call__(
@@ -67,7 +67,8 @@ class SS2DScanFn(Protocol):
     The contract of :func:`vision_ssm.ops.ss2d_scan` minus ``backend``: all tensors in the pixel
     domain (raster order, ``L = dirs.H * dirs.W``).
 
-    Args:
+    Call arguments:
+
         x: ``(Bt, D, L)`` the map, channel-first.
         delta: ``(Bt, K, D, L)`` per-direction step sizes.
         A: ``(K*D, N)``; channel ``k*D + d`` belongs to direction ``k``.
@@ -78,8 +79,8 @@ class SS2DScanFn(Protocol):
         dirs: The K directions (read ``dirs.index_as(device)`` / ``dirs.walks``; do not re-derive them).
         delta_softplus: Apply softplus to ``delta + delta_bias``.
 
-    Returns:
-        ``(Bt, D, L)`` in ``x``'s dtype: the sum over directions of each scan mapped back to pixels.
+    The call returns ``(Bt, D, L)`` in ``x``'s dtype: the sum over directions of each scan mapped back
+    to pixels.
     """
 
     def __call__(
