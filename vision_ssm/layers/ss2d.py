@@ -27,7 +27,7 @@ from ._fx import is_fx_tracing as _is_fx_tracing
 from .linear2d import Linear2d
 from .weight_init import A_log_init, D_init, init_dt_proj_
 
-__all__ = ["SS2D", "ScanIndex"]
+__all__ = ["SS2D", "ScanIndex", "init_ss2d_core_", "ss2d_core"]
 
 
 class ScanIndex(nn.Module):
@@ -83,6 +83,94 @@ def _resolve_act(act_layer: str | Callable[[], nn.Module] | None) -> nn.Module:
 
         act_layer = get_act_layer(act_layer)
     return act_layer()
+
+
+def ss2d_core(
+        x: Tensor,
+        x_proj_weight: Tensor,
+        dt_projs_weight: Tensor,
+        dt_projs_bias: Tensor,
+        A_logs: Tensor,
+        Ds: Tensor,
+        dirs: DirectionSet,
+        *,
+        force_fp32: bool = True,
+        backend: str | None = None,
+) -> Tensor:
+    """SS2D's K-direction selective scan of a ``(B, D, H, W)`` map with the given SSM parameters.
+
+    The core of :meth:`SS2D.forward_core`, as a function of its parameters so that blocks holding
+    several SSM cores (Fusion-Mamba's DSSF: one per modality, or one shared) run the same code.
+    A channel-last ``x`` (unit channel stride) keeps every scan input and the output channel-last.
+
+    Args:
+        x: ``(B, D, H, W)`` map (after the depthwise conv and activation).
+        x_proj_weight: ``(K, R+2N, D)`` per-direction projection to ``(dt, B, C)``.
+        dt_projs_weight: ``(K, D, R)`` low-rank step-size projection.
+        dt_projs_bias: ``(K, D)`` step-size bias (added once, before the softplus).
+        A_logs: ``(K*D, N)``; ``A = -exp(A_logs)``.
+        Ds: ``(K*D,)`` skip.
+        dirs: The K directions for this ``H×W`` (:func:`~vision_ssm.ops.resolve_directions`).
+        force_fp32: Cast the scan inputs to fp32.
+        backend: Selective-scan backend (``None``: automatic).
+
+    Returns:
+        ``(B, D, H, W)``, the K directions summed back onto the grid (fp32 if ``force_fp32``).
+    """
+    B, Dm, H, W = x.shape
+    L = H * W
+    K, N = x_proj_weight.shape[0], A_logs.shape[1]
+    R = dt_projs_weight.shape[2]
+    xf = x.reshape(B, Dm, L)
+    channels_last = xf.stride(1) == 1 and Dm > 1
+    # per-direction projections, computed in the pixel domain (they are per-position maps)
+    if channels_last:
+        # (B, L, Dm) @ (Dm, K*(R+2N)): the same products, laid out (B, L, K, R+2N)
+        x_dbl = torch.matmul(xf.transpose(1, 2), x_proj_weight.reshape(K * (R + 2 * N), Dm).t())
+        dts, Bs, Cs = torch.split(x_dbl.view(B, L, K, R + 2 * N), [R, N, N], dim=3)
+        # all K rank-R projections as one GEMM against the block-diagonal (K*R, K*D) weight:
+        # (B*L, K*R) @ (K*R, K*D) -> memory (B, L, K, D), viewed as the logical (B, K, D, L).
+        # (A batched (K, B*L, R) @ (K, R, D) product with R = 6 was the largest operator of a
+        # vmamba_tiny_s1l8 bf16 training step on an H100, 12.8 ms of kernel time: an unaligned
+        # inner dim.)
+        w_bd = _block_diagonal(dt_projs_weight.transpose(1, 2))
+        dts = torch.matmul(dts.reshape(B * L, K * R), w_bd).view(B, L, K, Dm).permute(0, 2, 3, 1)
+        Bs, Cs = Bs.permute(0, 2, 3, 1), Cs.permute(0, 2, 3, 1)  # (B, K, N, L) views, N fastest
+    else:
+        x_dbl = torch.matmul(x_proj_weight.reshape(K * (R + 2 * N), Dm), xf).view(B, K, R + 2 * N, L)
+        dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+        dts = torch.matmul(dt_projs_weight.unsqueeze(0), dts)  # (B, K, D, L)
+        Bs, Cs = Bs.contiguous(), Cs.contiguous()
+    if force_fp32:
+        xf, dts, Bs, Cs = xf.float(), dts.float(), Bs.float(), Cs.float()
+    As = -torch.exp(A_logs.float())
+    y = ss2d_scan(
+        xf, dts, As, Bs, Cs, Ds.float(), dt_projs_bias.reshape(-1).float(),
+        dirs, True, backend=backend,
+    )
+    return y.view(B, Dm, H, W)
+
+
+@torch.no_grad()
+def init_ss2d_core_(
+        x_proj_weight: Tensor,
+        dt_projs_weight: Tensor,
+        dt_projs_bias: Tensor,
+        A_logs: Tensor,
+        Ds: Tensor,
+        **dt_init: float | str,
+) -> None:
+    """Upstream ``mamba_init`` (``ssm_init="v0"``) of one SS2D core, in place (shapes as in :func:`ss2d_core`).
+
+    ``dt_projs_weight`` ~ U(±R^-0.5·dt_scale) and ``dt_projs_bias`` = softplus⁻¹(dt)
+    (:func:`~vision_ssm.layers.weight_init.init_dt_proj_`, ``dt_init`` holds its ``dt_*`` options);
+    ``x_proj_weight`` ~ U(±1/√D); ``A_logs`` = log(1..N); ``Ds`` = 1.
+    """
+    init_dt_proj_(dt_projs_weight, dt_projs_bias, dt_projs_weight.shape[2], **dt_init)
+    bound = x_proj_weight.shape[2] ** -0.5
+    x_proj_weight.uniform_(-bound, bound)
+    A_logs.copy_(A_log_init(A_logs.shape[1], A_logs.shape[0], A_logs.device))
+    Ds.copy_(D_init(Ds.shape[0], Ds.device))
 
 
 class SS2D(nn.Module):
@@ -222,11 +310,8 @@ class SS2D(nn.Module):
         dt log-uniform in ``[dt_min, dt_max]`` (clamped at the floor, drawn per direction);
         ``x_proj_weight`` ~ U(±1/√D) (``nn.Linear`` default); ``A_logs`` = log(1..N) (S4D-real); ``Ds`` = 1.
         """
-        init_dt_proj_(self.dt_projs_weight, self.dt_projs_bias, self.dt_rank, **self._dt_init)
-        bound = self.d_inner ** -0.5
-        self.x_proj_weight.uniform_(-bound, bound)
-        self.A_logs.copy_(A_log_init(self.d_state, self.A_logs.shape[0], self.A_logs.device))
-        self.Ds.copy_(D_init(self.Ds.shape[0], self.Ds.device))
+        init_ss2d_core_(self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds,
+                        **self._dt_init)
 
     def _directions(self, H: int, W: int, device: torch.device) -> DirectionSet:
         """The configured directions for an ``H×W`` map on ``device`` (:func:`~vision_ssm.ops.resolve_directions`)."""
@@ -241,39 +326,11 @@ class SS2D(nn.Module):
         A channel-last ``x`` (``torch.channels_last`` memory, as :meth:`forward` makes it on CUDA)
         keeps every scan input and the output channel-last (unit channel stride), which the fused
         Triton core reads and writes without layout copies; otherwise all are channel-first.
+        See :func:`ss2d_core`.
         """
-        B, Dm, H, W = x.shape
-        L = H * W
-        K, R, N = self.directions, self.dt_rank, self.d_state
-        dirs = self._directions(H, W, x.device)
-        xf = x.reshape(B, Dm, L)
-        channels_last = xf.stride(1) == 1 and Dm > 1
-        # per-direction projections, computed in the pixel domain (they are per-position maps)
-        if channels_last:
-            # (B, L, Dm) @ (Dm, K*(R+2N)): the same products, laid out (B, L, K, R+2N)
-            x_dbl = torch.matmul(xf.transpose(1, 2), self.x_proj_weight.reshape(K * (R + 2 * N), Dm).t())
-            dts, Bs, Cs = torch.split(x_dbl.view(B, L, K, R + 2 * N), [R, N, N], dim=3)
-            # all K rank-R projections as one GEMM against the block-diagonal (K*R, K*D) weight:
-            # (B*L, K*R) @ (K*R, K*D) -> memory (B, L, K, D), viewed as the logical (B, K, D, L).
-            # (A batched (K, B*L, R) @ (K, R, D) product with R = 6 was the largest operator of a
-            # vmamba_tiny_s1l8 bf16 training step on an H100, 12.8 ms of kernel time: an unaligned
-            # inner dim.)
-            w_bd = _block_diagonal(self.dt_projs_weight.transpose(1, 2))
-            dts = torch.matmul(dts.reshape(B * L, K * R), w_bd).view(B, L, K, Dm).permute(0, 2, 3, 1)
-            Bs, Cs = Bs.permute(0, 2, 3, 1), Cs.permute(0, 2, 3, 1)  # (B, K, N, L) views, N fastest
-        else:
-            x_dbl = torch.matmul(self.x_proj_weight.reshape(K * (R + 2 * N), Dm), xf).view(B, K, R + 2 * N, L)
-            dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
-            dts = torch.matmul(self.dt_projs_weight.unsqueeze(0), dts)  # (B, K, D, L)
-            Bs, Cs = Bs.contiguous(), Cs.contiguous()
-        if self.force_fp32:
-            xf, dts, Bs, Cs = xf.float(), dts.float(), Bs.float(), Cs.float()
-        As = -torch.exp(self.A_logs.float())
-        y = ss2d_scan(
-            xf, dts, As, Bs, Cs, self.Ds.float(), self.dt_projs_bias.reshape(-1).float(),
-            dirs, True, backend=self.backend,
-        )
-        return y.view(B, Dm, H, W)
+        return ss2d_core(x, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds,
+                         self._directions(x.shape[2], x.shape[3], x.device), force_fp32=self.force_fp32,
+                         backend=self.backend)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, H, W, C)`` → ``(B, H, W, C)``, or ``(B, C, H, W)`` → ``(B, C, H, W)`` if ``channels_first``."""
