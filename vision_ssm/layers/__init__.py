@@ -6,6 +6,15 @@ arguments), explicit overrides (``d_state``, ``scan``, ``directions``, ``backend
 name or a class, and state their layout as ``channels_first``.
 """
 from ._options import merge_ssm_cfg
+from .fusion_mamba import (
+    DSSF,
+    FMB,
+    FUSION_MAMBA_SSM_DEFAULTS,
+    SSCS,
+    CrossModalSS2D,
+    DSSFStack,
+    channel_swap,
+)
 from .hss import MAMBAAD_SSM_DEFAULTS, HSSBlock
 from .linear2d import Linear2d
 from .lss import LSSLayer, LSSModule, MambaUPNet
@@ -21,7 +30,7 @@ from .mambavision_stage import (
 from .mff_oce import MFF_OCE, MFFOCE
 from .norm import get_norm
 from .patch_expand import PatchExpand2D
-from .ss2d import SS2D, ScanIndex
+from .ss2d import SS2D, ScanIndex, init_ss2d_core_, ss2d_core
 from .vss import (
     Mlp,
     PatchMerging2D,
