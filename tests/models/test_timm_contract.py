@@ -45,6 +45,12 @@ def _x(bs=1, size=SIZE):
     return torch.randn(bs, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
+def _call(model, x):
+    """``model(x)``; a dual-stream RGB–IR model (it has ``ir_chans``) gets ``(x, x_ir)``, an aligned IR image."""
+    ir_chans = getattr(model, "ir_chans", None)
+    return model(x) if ir_chans is None else model(x, x[:, :ir_chans])
+
+
 def test_vision_ssm_registers_models():
     assert ALL, "import vision_ssm registered no timm model"
 
@@ -66,7 +72,7 @@ def test_forward_and_grad_checkpointing(name):
     model = _create(name).eval()
     x = _x()
     with torch.no_grad():
-        out = model(x)
+        out = _call(model, x)
     leaves = out if isinstance(out, (list, tuple)) else [out]
     for t in _flatten(leaves):
         assert torch.isfinite(t).all(), f"{name}: non-finite output"
@@ -77,7 +83,7 @@ def test_forward_and_grad_checkpointing(name):
     except (NotImplementedError, AssertionError):
         return
     with torch.no_grad():
-        out2 = model(x)
+        out2 = _call(model, x)
     for a, b in zip(_flatten(leaves), _flatten(out2 if isinstance(out2, (list, tuple)) else [out2])):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
@@ -94,7 +100,7 @@ def _flatten(seq):
 def test_backward_every_trainable_param_gets_grad(name):
     model = _create(name, num_classes=42) if _is_classifier(_create_meta(name)) else _create(name)
     model.train()
-    out = model(_x(bs=2))
+    out = _call(model, _x(bs=2))
     loss = sum(t.float().mean() for t in _flatten(out if isinstance(out, (list, tuple)) else [out]))
     loss.backward()
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -225,7 +231,7 @@ def test_same_output_on_every_cpu_backend(name):
     outs = {}
     for backend in available_backends("cpu"):
         with use_backend(backend), torch.no_grad():
-            o = model(x)
+            o = _call(model, x)
         outs[backend] = list(_flatten(o if isinstance(o, (list, tuple)) else [o]))
     ref = outs.get("reference")
     for backend, o in outs.items():

@@ -1,5 +1,6 @@
 """Floor 3: timm-registered reference models (importing this module registers them)."""
 from . import (
+    fusion_mamba,  # noqa: F401  (registers fusion_mamba_* and test_fusion_mamba with timm)
     mambaad,  # noqa: F401  (registers mambaad_* with timm)
     mambavision,  # noqa: F401  (registers mambavision_* with timm)
     vmamba,  # noqa: F401  (registers vmamba_* with timm)
