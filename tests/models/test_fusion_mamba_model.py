@@ -107,3 +107,30 @@ def test_official_checkpoint_keys_map_onto_the_fmbs():
 def test_non_feature_list_streams_are_refused():
     with pytest.raises(ValueError, match="stage by stage"):
         FusionMambaBackbone("test_vit", out_indices=(1, 2, 3))
+
+
+def test_grad_checkpointing_gives_the_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    m = timm.create_model("test_fusion_mamba").train()
+    x = _pair()
+
+    def run():
+        m.zero_grad()
+        out = m(*x)
+        sum(t.square().mean() for t in out).backward()
+        return [t.detach() for t in out], {n: p.grad.clone() for n, p in m.named_parameters()}
+
+    out_a, grads_a = run()
+    m.set_grad_checkpointing(True)
+    out_b, grads_b = run()
+    for a, b in zip(out_a, out_b):
+        torch.testing.assert_close(a, b)
+    for n, g in grads_a.items():
+        torch.testing.assert_close(grads_b[n], g, rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_official_flag_reaches_every_fmb():
+    m = timm.create_model("test_fusion_mamba", official=True)
+    assert all(f.official and not f.dssf.chain and f.dssf.blocks[0].self_attention.share_ssm for f in m.fmb)
+    p = timm.create_model("test_fusion_mamba")
+    assert all(f.dssf.chain and not f.dssf.blocks[0].self_attention.share_ssm for f in p.fmb)
