@@ -134,3 +134,19 @@ def test_official_flag_reaches_every_fmb():
     assert all(f.official and not f.dssf.chain and f.dssf.blocks[0].self_attention.share_ssm for f in m.fmb)
     p = timm.create_model("test_fusion_mamba")
     assert all(f.dssf.chain and not f.dssf.blocks[0].self_attention.share_ssm for f in p.fmb)
+
+
+def test_torch_export_of_the_pair_matches_eager():
+    from vision_ssm.ops import use_backend
+
+    torch.manual_seed(0)
+    m = timm.create_model("test_fusion_mamba").eval()
+    x = _pair(bs=1)
+    with use_backend("chunked"):
+        with torch.no_grad():
+            eager = m(*x)
+        program = torch.export.export(m, x)
+    with torch.no_grad():
+        got = program.module()(*x)
+    for a, b in zip(got, eager):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
