@@ -9,6 +9,7 @@ from ._options import merge_ssm_cfg
 from .hss import MAMBAAD_SSM_DEFAULTS, HSSBlock
 from .linear2d import Linear2d
 from .lss import LSSLayer, LSSModule, MambaUPNet
+from .mamba import Mamba
 from .mambavision_mixer import MambaVisionAttention, MambaVisionMixer
 from .mambavision_stage import (
     MambaVisionBlock,
