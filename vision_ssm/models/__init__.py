@@ -1,6 +1,7 @@
 """Floor 3: timm-registered reference models (importing this module registers them)."""
 from . import (
     mambaad,  # noqa: F401  (registers mambaad_* with timm)
+    mambaalign,  # noqa: F401  (registers mambaalign_* with timm)
     mambavision,  # noqa: F401  (registers mambavision_* with timm)
     vmamba,  # noqa: F401  (registers vmamba_* with timm)
 )
