@@ -6,4 +6,5 @@ from . import (
     vmamba,  # noqa: F401  (registers vmamba_* with timm)
 )
 from ._official import convert_official, load_official, save_safetensors
+from .mambaalign import MambaAlign
 from .vmamba import VMamba
