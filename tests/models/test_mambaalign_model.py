@@ -202,3 +202,15 @@ def test_checkpoint_filter_unwraps_training_checkpoints():
     out = ma.checkpoint_filter_fn({"state_dict": sd, "epoch": 3}, m)
     assert out.keys() == m.state_dict().keys()
     m.load_state_dict(out)
+
+
+def test_backbone_weights_from_a_local_file(tmp_path):
+    src = timm.create_model("resnet18", **TINY_BACKBONE)
+    with torch.no_grad():
+        src.bn1.running_mean.normal_()
+    torch.save(src.state_dict(), tmp_path / "backbone.pth")
+    m = _model(aux_chans=3, backbone_checkpoint=str(tmp_path / "backbone.pth"))
+    torch.testing.assert_close(m.backbone.conv1.weight, src.conv1.weight)
+    torch.testing.assert_close(m.backbone.layer3[0].conv2.weight, src.layer3[0].conv2.weight)
+    torch.testing.assert_close(m.backbone.bn1.rgb.running_mean, src.bn1.running_mean)
+    torch.testing.assert_close(m.backbone.bn1.aux.running_mean, src.bn1.running_mean)

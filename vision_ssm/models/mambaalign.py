@@ -112,6 +112,9 @@ class MambaAlign(nn.Module):
         backbone: timm model name (built ``features_only``); ResNet family by default.
         backbone_indices: Three ``out_indices`` (stages 3, 4, 5: ``(2, 3, 4)`` for ResNets).
         backbone_pretrained: Load timm's pretrained backbone weights (downloads; only when asked).
+        backbone_checkpoint: Local file of backbone weights (a timm / torchvision ``state_dict``, e.g. one
+            written by the library's offline encoder initialisation), loaded through timm without a download.
+            Both modalities' BatchNorms start from its statistics.
         backbone_kwargs: Extra ``timm.create_model`` arguments of the backbone.
         aux_chans: Channels ``A`` of the auxiliary input (1: infrared / depth, 3: normals).
         in_chans: Channels of the RGB input.
@@ -137,6 +140,7 @@ class MambaAlign(nn.Module):
         backbone: str = "wide_resnet50_2",
         backbone_indices: Sequence[int] = (2, 3, 4),
         backbone_pretrained: bool = False,
+        backbone_checkpoint: str | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         aux_chans: int = 1,
         in_chans: int = 3,
@@ -161,9 +165,11 @@ class MambaAlign(nn.Module):
         self.num_classes = 0
         self.in_chans, self.aux_chans = in_chans, aux_chans
         self.backbone_lr_mult = backbone_lr_mult
-        self.backbone = timm.create_model(backbone, pretrained=backbone_pretrained, features_only=True,
-                                          out_indices=tuple(backbone_indices), in_chans=in_chans,
-                                          **(backbone_kwargs or {}))
+        kw = dict(features_only=True, out_indices=tuple(backbone_indices), in_chans=in_chans,
+                  **(backbone_kwargs or {}))
+        if backbone_checkpoint:
+            kw["pretrained_cfg_overlay"] = dict(file=str(backbone_checkpoint))
+        self.backbone = timm.create_model(backbone, pretrained=bool(backbone_pretrained or backbone_checkpoint), **kw)
         self.feature_channels = chs = list(self.backbone.feature_info.channels())
         _make_two_branch(self.backbone, in_chans, aux_chans)
 
