@@ -126,6 +126,31 @@ def test_qsvss_backends_and_route_modes_agree():
                 torch.testing.assert_close(g[k], ref_g[k], rtol=1e-4, atol=1e-5, msg=f"{be} {seq} {k}")
 
 
+def test_default_route_mixers_share_one_scan_call(monkeypatch):
+    import vision_ssm.layers.mambaalign as mod
+
+    calls = []
+    real = mod.selective_scan
+
+    def spy(*a, **k):
+        calls.append((a[0].shape, a[3].shape))
+        return real(*a, **k)
+
+    monkeypatch.setattr(mod, "selective_scan", spy)
+    torch.manual_seed(0)
+    blk = QSVSSBlock(8, d_state=3, backend="reference")
+    x = torch.randn(2, 8, 5, 7)
+    assert blk.fused_scan
+    fused = blk(x)
+    # one scan over the four routes' channels (4 × d_inner 4), route k's B/C as group k
+    assert calls == [((2, 16, 35), (2, 4, 3, 35))]
+    blk.ssms[3].backend = "chunked"  # mixers that differ are scanned one by one
+    assert not blk.fused_scan
+    torch.testing.assert_close(blk(x), fused, rtol=1e-5, atol=1e-5)
+    assert len(calls) == 1  # the per-mixer scans run inside Mamba.forward, not through the block
+    assert not QSVSSBlock(8, ssm_factory=CausalConvMixer).fused_scan
+
+
 def test_qsvss_factory_and_errors():
     blk = QSVSSBlock(8, ssm_factory=CausalConvMixer)
     assert all(isinstance(m, CausalConvMixer) for m in blk.ssms)

@@ -125,18 +125,21 @@ class Mamba(nn.Module):
         self.A_log.copy_(A_log_init(self.d_state, self.d_inner, self.A_log.device))
         self.D.copy_(D_init(self.d_inner, self.D.device))
 
-    def forward(self, hidden_states: Tensor) -> Tensor:
-        """Mix a token sequence.
+    def scan_inputs(self, hidden_states: Tensor) -> tuple[Tensor, ...]:
+        """Everything before the scan: the arguments of :func:`~vision_ssm.ops.selective_scan`.
+
+        Blocks that run several mixers side by side (the QSVSS routes) concatenate these along the
+        channels and scan once; :meth:`forward` is ``out_proj(selective_scan(*scan_inputs(x)))``.
 
         Args:
             hidden_states: ``(B, L, C)``.
 
         Returns:
-            ``(B, L, C)``.
+            ``(u, delta, A, B, C, D, z, delta_bias)``: ``u``, ``delta``, ``z`` ``(B, D, L)``; ``A`` ``(D, N)``;
+            ``B``, ``C`` ``(B, N, L)``; ``D``, ``delta_bias`` ``(D,)`` (the scan takes ``delta_softplus=True``).
         """
         if hidden_states.dim() != 3 or hidden_states.shape[-1] != self.d_model:
             raise ValueError(f"Mamba: expected (B, L, {self.d_model}), got {tuple(hidden_states.shape)}")
-        Bt, L, _ = hidden_states.shape
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2D, L)
         x, z = xz.chunk(2, dim=1)
         x = causal_conv1d(x, self.conv1d.weight[:, 0], self.conv1d.bias, activation="silu")  # (B, D, L)
@@ -146,10 +149,19 @@ class Mamba(nn.Module):
         b = b.transpose(1, 2).contiguous()  # (B, N, L)
         c = c.transpose(1, 2).contiguous()
         A = -torch.exp(self.A_log.float())
-        y = selective_scan(
-            x.contiguous(), dt, A, b, c, self.D.float(), z=z.contiguous(),
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.backend,
-        )
+        return x.contiguous(), dt, A, b, c, self.D.float(), z.contiguous(), self.dt_proj.bias.float()
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        """Mix a token sequence.
+
+        Args:
+            hidden_states: ``(B, L, C)``.
+
+        Returns:
+            ``(B, L, C)``.
+        """
+        u, dt, A, b, c, D, z, bias = self.scan_inputs(hidden_states)
+        y = selective_scan(u, dt, A, b, c, D, z=z, delta_bias=bias, delta_softplus=True, backend=self.backend)
         return self.out_proj(y.transpose(1, 2))
 
     def extra_repr(self) -> str:

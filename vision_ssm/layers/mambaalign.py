@@ -135,6 +135,32 @@ class QSVSSBlock(nn.Module):
     def _default_factory(self, channels: int) -> nn.Module:
         return Mamba(channels, **self.ssm_cfg)
 
+    @property
+    def fused_scan(self) -> bool:
+        """Whether the four route mixers share one scan call: all :class:`~vision_ssm.layers.Mamba` with the
+        same ``d_inner``, ``d_state`` and ``backend`` (each keeps its own parameters)."""
+        ms = list(self.ssms)
+        return all(type(m) is Mamba for m in ms) and len({(m.d_inner, m.d_state, m.backend) for m in ms}) == 1
+
+    def _mix_fused(self, seqs: Tensor) -> Tensor:
+        """The four Mamba route mixers with one selective scan: their channels concatenated (route ``k`` owns
+        channels ``[k·D, (k+1)·D)``) and their per-token ``B``/``C`` as the scan's four groups.
+
+        Args:
+            seqs: ``(B, 4, C/4, T)`` in route order.
+
+        Returns:
+            ``(B, 4, C/4, T)``, each route's mixer output, in route order.
+        """
+        u, dt, A, b, c, D, z, bias = zip(*(m.scan_inputs(seqs[:, k].transpose(1, 2)) for k, m in enumerate(self.ssms)))
+        u, dt, z = torch.cat(u, 1), torch.cat(dt, 1), torch.cat(z, 1)  # (B, 4·D, T)
+        A, D, bias = torch.cat(A, 0), torch.cat(D, 0), torch.cat(bias, 0)  # (4·D, N), (4·D,)
+        b, c = torch.stack(b, 1), torch.stack(c, 1)  # (B, 4, N, T): group k serves route k's channels
+        y = selective_scan(u, dt, A, b, c, D, z=z, delta_bias=bias, delta_softplus=True,
+                           backend=self.ssms[0].backend)  # (B, 4·D, T)
+        outs = [m.out_proj(yk.transpose(1, 2)).transpose(1, 2) for m, yk in zip(self.ssms, y.chunk(NUM_ROUTES, 1))]
+        return torch.stack(outs, dim=1)
+
     def mix_routes(self, u: Tensor) -> Tensor:
         """Scan ``u`` along the four QuadSnake routes, one mixer each; concatenate in raster order.
 
@@ -155,7 +181,10 @@ class QSVSSBlock(nn.Module):
             y = torch.cat(outs, dim=1)
         else:
             seqs = route(u, dirs)  # (B, 4, C/4, T)
-            ys = torch.stack([ssm(seqs[:, k].transpose(1, 2)).transpose(1, 2) for k, ssm in enumerate(self.ssms)], 1)
+            if self.fused_scan:
+                ys = self._mix_fused(seqs)
+            else:
+                ys = torch.stack([m(seqs[:, k].transpose(1, 2)).transpose(1, 2) for k, m in enumerate(self.ssms)], 1)
             y = scatter_directions(ys, dirs).reshape(Bt, NUM_ROUTES * rc, H * W)  # raster order, routes concatenated
         return y.reshape(Bt, NUM_ROUTES * rc, H, W)
 
