@@ -325,3 +325,15 @@ def test_aaf_channels_gradients_and_errors():
     _assert_all_grads(aaf)
     with pytest.raises(ValueError, match="s4"):
         aaf(*maps[:2], maps[2], torch.randn(2, 6, 4, 5), *maps[4:])
+
+
+@settings(max_examples=6, deadline=None)
+@given(Bt=st.integers(1, 3), H=st.integers(1, 6), W=st.integers(1, 6), d_state=st.integers(1, 6),
+       seed=st.integers(0, 2**16))
+def test_cmi_recurrence_equals_the_token_loop(Bt, H, W, d_state, seed):
+    torch.manual_seed(seed)
+    c = CrossMambaInteraction(4, d_inner=6, d_state=d_state, backend="chunked")
+    _o1(c, seed)
+    f = torch.randn(Bt, 4, H, W), torch.randn(Bt, 4, H, W)
+    for g, w in zip(c(*f), _cmi_by_hand(c, *f)):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
