@@ -63,7 +63,8 @@ class QSVSSBlock(nn.Module):
     its reversal) reads the same ``u`` as a sequence ``(B, H·W, C/4)``, runs **its own** sequence mixer
     (registered in ``self.ssms``), and is put back in raster order; the four results are concatenated
     (``C`` channels) and projected by ``proj_back``. Then ``x = x + proj_back(...)`` and
-    ``x = x + ffn(x)`` with ``ffn = LN → 1×1 (C→mlp_ratio·C) → SiLU → 1×1 (→C)``.
+    ``x = x + ffn(x)`` with ``ffn = LN → 1×1 (C→mlp_ratio·C) → SiLU → 1×1 (→C)``. The default mixers
+    (four :class:`~vision_ssm.layers.Mamba` with equal settings) share one scan call (:attr:`fused_scan`).
 
     Args:
         dim: Channels ``C``.
