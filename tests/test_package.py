@@ -157,7 +157,8 @@ def test_import_is_light():
         "import sys, timm; before=set(sys.modules); import vision_ssm; "
         "new=set(sys.modules)-before; "
         "bad=sorted(m for m in new if m.split('.')[0] in ('triton','mamba_ssm','selective_scan_cuda','hilbert',"
-        "'pyzorder','numba','sklearn','skimage','matplotlib') or m.startswith('vision_ssm.ops.triton')); "
+        "'pyzorder','numba','sklearn','skimage','matplotlib','causal_conv1d') "
+        "or m.startswith('vision_ssm.ops.triton')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -18,6 +18,15 @@ from .fusion_mamba import (
 from .hss import MAMBAAD_SSM_DEFAULTS, HSSBlock
 from .linear2d import Linear2d
 from .lss import LSSLayer, LSSModule, MambaUPNet
+from .mamba import Mamba
+from .mambaalign import (
+    AAFBlock,
+    AlignmentAwareFusion,
+    CausalConvMixer,
+    CrossMambaInteraction,
+    PerModalMamba,
+    QSVSSBlock,
+)
 from .mambavision_mixer import MambaVisionAttention, MambaVisionMixer
 from .mambavision_stage import (
     MambaVisionBlock,

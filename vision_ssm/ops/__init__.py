@@ -3,7 +3,7 @@
 Sub-packages (see ``docs/architecture.md``):
 
 - :mod:`.scan`: :func:`selective_scan` (one entry, mamba-ssm's signature), :func:`ss2d_scan`, the
-  backend registry and its typed contract, the reference loop.
+  backend registry and its typed contract, the reference loop, :func:`causal_conv1d`.
 - :mod:`.geometry`: scan curves, scan orders, direction sets, route/merge.
 - One package per backend: :mod:`.chunked`, :mod:`.numba`, :mod:`.triton`, :mod:`.mamba_ssm`
   (imported lazily, when selected).
@@ -30,6 +30,7 @@ from .scan import (
     ScanFn,
     SS2DScanFn,
     available_backends,
+    causal_conv1d,
     register_backend,
     register_builtin_backends,
     registered_backends,
@@ -51,6 +52,7 @@ __all__ = [
     "ScanFn",
     "Walk",
     "available_backends",
+    "causal_conv1d",
     "canonical_family",
     "gather_directions",
     "get_directions",

@@ -6,6 +6,7 @@
 - :mod:`.signature`: :class:`ScanFn` / :class:`SS2DScanFn`, the contract every backend implements.
 - :mod:`.prologue`: the δ prologue and the element-wise epilogue, written once.
 - :mod:`.reference`: the sequential loop, the oracle of every test.
+- :mod:`.causal_conv1d`: :func:`causal_conv1d` (causal-conv1d's signature; its kernel on CUDA when installed).
 - :mod:`.builtin`: the import paths of the built-in backends (nothing optional is imported).
 
 This package imports :mod:`vision_ssm.ops.geometry` and nothing else of the library; backend
@@ -13,6 +14,7 @@ packages import it, never the other way round (the registry holds their import p
 """
 from .api import selective_scan
 from .builtin import register_builtin_backends
+from .causal_conv1d import causal_conv1d
 from .prologue import compute_dtype, delta_prologue
 from .reference import selective_scan_reference
 from .registry import (
@@ -33,6 +35,7 @@ __all__ = [
     "SS2DScanFn",
     "ScanFn",
     "available_backends",
+    "causal_conv1d",
     "compute_dtype",
     "delta_prologue",
     "get_backend_spec",
