@@ -31,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("setting", choices=["demo", "tuning", "heldout"])
+    p.add_argument("--reuse", action="store_true",
+                   help="do not train: report on OUTPUT's last.safetensors (e.g. of `python -m vision_ssm demo`)")
     add_demo_arguments(p)
     args = p.parse_args(argv)
     out = Path(args.output)
-    data_dir = out.parent / f"data_{args.setting}_{args.image_size}"
+    data_dir = out / "data" if args.reuse and args.setting == "demo" else (
+        out.parent / f"data_{args.setting}_{args.image_size}")
     t0 = time.perf_counter()
     if args.setting == "demo":
         data = build_texture_demo(data_dir, n_train=args.n_train, n_test_good=args.n_test_good,
@@ -45,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     data_s = time.perf_counter() - t0
     args.data_root = str(data)
     t1 = time.perf_counter()
-    results = run_demo(args)
+    if args.reuse:
+        results = json.loads((out / "results.json").read_text())
+    else:
+        results = run_demo(args)
     train_s = time.perf_counter() - t1
 
     from vision_ssm.data.anomaly_folders import AnomalyDataset
@@ -60,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     test = AnomalyDataset(data, "mvtec", "test", cfg.classes, cfg.image_size, *encoder_normalization(model))
     by_defect = evaluate_by_defect(model, test)
     report = {"setting": args.setting, "results": results, "by_defect": by_defect, "data_seconds": round(data_s, 1),
-              "demo_seconds": round(train_s, 1), "model": cfg.model, "args": vars(args),
+              "demo_seconds": None if args.reuse else round(train_s, 1), "model": cfg.model, "args": vars(args),
               "machine": f"{platform.machine()} {platform.processor()}".strip(),
               "torch_threads": torch.get_num_threads()}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     kinds = {k: v for k, v in by_defect.items() if "/" not in k}
-    md = (f"setting {args.setting}: demo {train_s:.0f} s (+ data {data_s:.0f} s)\n\n"
+    timing = "reused run" if args.reuse else f"demo {train_s:.0f} s (+ data {data_s:.0f} s)"
+    md = (f"setting {args.setting}: {timing}, model {cfg.model}\n\n"
           + markdown_table(results) + "\n\n" + markdown_table(kinds, first="defect") + "\n\n"
           + markdown_table({k: v for k, v in by_defect.items() if "/" in k}, first="class/defect"))
     (out / "report.md").write_text(md + "\n")
