@@ -28,7 +28,7 @@ __all__ = ["DEMO_DEFAULTS", "DEMO_MODEL_KWARGS", "TARGETS", "add_demo_arguments"
 #: Decoder configuration of the demo (CPU-sized; upstream: depths (3, 4, 6, 3), 8 directions).
 DEMO_MODEL_KWARGS = {"depths": [2, 2, 2, 2], "num_directions": 4}
 #: Training settings of the demo (chosen on the tuning setting, see the module docstring).
-DEMO_DEFAULTS = {"epochs": 12, "batch_size": 8, "lr": None, "image_size": 128}
+DEMO_DEFAULTS = {"epochs": 20, "batch_size": 8, "lr": None, "image_size": 128}
 #: Mean image / pixel AUROC the demo reports as met or not.
 TARGETS = (0.97, 0.97)
 
