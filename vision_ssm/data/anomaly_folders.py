@@ -145,13 +145,16 @@ class AnomalyDataset(Dataset):
         split: ``"train"`` (normal images only) or ``"test"``.
         classes: class names; ``None`` = all classes found.
         image_size: side of the square model input.
+        mean: per-channel input mean of the encoder (default ImageNet's; use the encoder's ``pretrained_cfg``).
+        std: per-channel input std of the encoder (default ImageNet's).
 
-    Items are dicts: ``img`` float ``(3, S, S)`` (ImageNet-normalised), ``mask`` float ``(S, S)`` in
+    Items are dicts: ``img`` float ``(3, S, S)`` (normalised with ``mean``/``std``), ``mask`` float ``(S, S)`` in
     {0, 1}, ``label`` int (1 = anomalous), ``cls_name`` str, ``path`` str.
     """
 
     def __init__(self, root: str | Path, dataset: str, split: str, classes: Sequence[str] | None = None,
-                 image_size: int = 256):
+                 image_size: int = 256, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD):
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
         if split not in ("train", "test"):
@@ -162,8 +165,8 @@ class AnomalyDataset(Dataset):
         if not self.records:
             raise FileNotFoundError(f"no {split} images for {self.classes} under {self.root}")
         self.image_size = int(image_size)
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self.mean = torch.tensor(tuple(mean), dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(tuple(std), dtype=torch.float32).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.records)

