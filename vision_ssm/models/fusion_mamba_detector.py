@@ -190,7 +190,8 @@ def fusion_mamba_detector(
             ``fusion_mamba_cs3darknet_l``) or a built :class:`FusionMambaBackbone`.
         num_classes: Object classes. FCOS and RetinaNet use no background class: labels are ``0..num_classes-1``.
         head: ``"fcos"`` (anchor-free, one point per location) or ``"retinanet"`` (9 anchors per location).
-        fpn_channels: FPN and head width.
+        fpn_channels: FPN and head width (FCOS: a multiple of 32, its head's GroupNorm has 32 groups; 64 or more
+            when a level can be 1×1, i.e. images of at most 128 px with P7, evaluated one at a time).
         extra_levels: Add P6 and P7 on top of P3–P5.
         min_size: torchvision's transform resizes each sample so its short side is ``min_size``...
         max_size: ...unless its long side would exceed ``max_size``.
@@ -224,6 +225,9 @@ def fusion_mamba_detector(
            + _channel_stats(ir_std, backbone.ir_chans, imagenet_std, _GREY_STD, "ir_std"))
     common = dict(min_size=min_size, max_size=max_size, image_mean=mean, image_std=std)
     if head == "fcos":
+        if fpn_channels % 32:
+            raise ValueError(f"the FCOS head normalises with GroupNorm(32): fpn_channels must be a multiple of 32, "
+                             f"got {fpn_channels}")
         sizes = tuple(tuple(s) for s in anchor_sizes) if anchor_sizes else tuple((s,) for s in body.strides)
         anchors = AnchorGenerator(sizes, ((1.0,),) * len(sizes))
         det = FCOS(body, num_classes, anchor_generator=anchors,
