@@ -95,7 +95,7 @@ class BackendSpec:
             except Exception as e:
                 return f"availability check failed ({type(e).__name__}: {e})"
             if not ok:
-                return f"not usable here (e.g. no device of type {list(self.devices)}); {self.install_hint}"
+                return f"no usable {'/'.join(self.devices)} device here"
         if self.reason_target is not None:
             module, func = self.reason_target.split(":")
             try:
