@@ -37,14 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.output)
     data_dir = out / "data" if args.reuse and args.setting == "demo" else (
-        out.parent / f"data_{args.setting}_{args.image_size}")
+        out.parent / f"data_{args.setting}_{args.data_size}")
     t0 = time.perf_counter()
     if args.setting == "demo":
         data = build_texture_demo(data_dir, n_train=args.n_train, n_test_good=args.n_test_good,
-                                  n_test_bad=args.n_test_bad, size=args.image_size)
+                                  n_test_bad=args.n_test_bad, size=args.data_size)
     else:
         setting = TUNING_SETTING if args.setting == "tuning" else HELDOUT_SETTING
-        data = build_texture_shift(data_dir, size=args.image_size, **setting)
+        data = build_texture_shift(data_dir, size=args.data_size, **setting)
     data_s = time.perf_counter() - t0
     args.data_root = str(data)
     t1 = time.perf_counter()

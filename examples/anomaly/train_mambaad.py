@@ -52,6 +52,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--encoder-init", default="auto", choices=[c for c in ENCODER_INITS if c],
                    help="data-driven init of an encoder without pretrained weights: 'auto' (default, as the demo): "
                         "none with pretrained weights, else 'layerwise' (see docs/tasks/anomaly.md)")
+    p.add_argument("--augment", default="none", choices=["none", "flip", "dihedral"],
+                   help="flips / quarter turns of the normal training images (only for orientation-free data)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     return TrainConfig(
@@ -61,7 +63,7 @@ def parse_args(argv=None) -> TrainConfig:
         eval_every=a.eval_every, eval_batch_size=a.eval_batch_size, num_workers=a.workers, seed=a.seed,
         num_heatmaps=a.num_heatmaps, encoder_weights=a.encoder_weights,
         allow_partial_encoder_weights=a.allow_partial_encoder_weights, calibrate_encoder=a.calibrate_encoder,
-        encoder_init=a.encoder_init,
+        encoder_init=a.encoder_init, augment=a.augment,
         progress=not a.no_progress,
     )
 

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..data.anomaly_folders import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset
+from ..data.batch_augment import AUGMENT_MODES, augment_batch
 from ..metrics.anomaly import METRIC_KEYS, evaluate_per_class
 from .encoder_init import calibrate_batchnorm, init_encoder_layerwise, init_stem_pca
 from .encoder_setup import (
@@ -100,6 +101,9 @@ class TrainConfig:
             ``"layerwise-full"``: the same with full-patch PCA filters (``spatial="pca"``). An explicit init
             with pretrained weights is an error (it would overwrite them).
         progress: show tqdm progress bars.
+        augment: geometric augmentation of the normal training images
+            (:func:`~vision_ssm.data.batch_augment.augment_batch`): ``"none"`` (default, as upstream),
+            ``"flip"`` or ``"dihedral"`` (flips and quarter turns; only for orientation-free data such as textures).
     """
 
     data_root: str
@@ -128,6 +132,7 @@ class TrainConfig:
     calibrate_encoder: bool = False
     encoder_init: str | None = "auto"
     progress: bool = True
+    augment: str = "none"
 
 
 def _encoder(model: torch.nn.Module) -> torch.nn.Module:
@@ -307,6 +312,8 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.encoder_init not in ENCODER_INITS:
         raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {cfg.encoder_init!r}")
+    if cfg.augment not in AUGMENT_MODES:
+        raise ValueError(f"augment must be one of {AUGMENT_MODES}, got {cfg.augment!r}")
     model = build_model(cfg, device)
     init = resolve_encoder_init(cfg.encoder_init, encoder_has_pretrained_weights(_encoder(model)))
     norm = encoder_normalization(model)
@@ -358,10 +365,11 @@ def train(cfg: TrainConfig) -> dict:
         loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                             num_workers=cfg.num_workers, pin_memory=pin,
                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        aug_gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
         losses = []
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress)
         for batch in bar:
-            x = batch["img"].to(device, non_blocking=True)
+            x = augment_batch(batch["img"], cfg.augment, aug_gen).to(device, non_blocking=True)
             with _amp_ctx(device, cfg.amp):
                 enc, dec = model(x)
                 loss = model.loss(enc, dec)

@@ -28,7 +28,7 @@ __all__ = ["DEMO_DEFAULTS", "DEMO_MODEL_KWARGS", "TARGETS", "add_demo_arguments"
 #: Decoder configuration of the demo (CPU-sized; upstream: depths (3, 4, 6, 3), 8 directions).
 DEMO_MODEL_KWARGS = {"depths": [2, 2, 2, 2], "num_directions": 4}
 #: Training settings of the demo (chosen on the tuning setting, see the module docstring).
-DEMO_DEFAULTS = {"epochs": 20, "batch_size": 8, "lr": None, "image_size": 128}
+DEMO_DEFAULTS = {"epochs": 20, "batch_size": 8, "lr": None, "image_size": 128, "data_size": 128, "augment": "none"}
 #: Mean image / pixel AUROC the demo reports as met or not.
 TARGETS = (0.97, 0.97)
 
@@ -43,6 +43,10 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     p.add_argument("--lr", type=float, default=d["lr"], help="learning rate (default: the recipe's 0.005 * batch / 16)")
     p.add_argument("--image-size", type=int, default=d["image_size"])
+    p.add_argument("--data-size", type=int, default=d["data_size"],
+                   help="side of the generated texture images (the model resizes them to --image-size)")
+    p.add_argument("--augment", default=d["augment"], choices=["none", "flip", "dihedral"],
+                   help="geometric augmentation of the normal training images (textures have no orientation)")
     p.add_argument("--n-train", type=int, default=48, help="normal training crops per texture")
     p.add_argument("--n-test-good", type=int, default=20, help="normal test crops per texture")
     p.add_argument("--n-test-bad", type=int, default=40, help="defective test crops per texture")
@@ -86,7 +90,7 @@ def run_demo(args: argparse.Namespace) -> dict:
         data = Path(args.data_root)
     else:
         data = build_texture_demo(out / "data", n_train=args.n_train, n_test_good=args.n_test_good,
-                                  n_test_bad=args.n_test_bad, size=args.image_size)
+                                  n_test_bad=args.n_test_bad, size=args.data_size)
         print(f"texture demo data in {data} ({time.perf_counter() - t0:.1f}s)")
     cfg = TrainConfig(
         data_root=str(data), dataset="mvtec", epochs=args.epochs, batch_size=args.batch_size,
@@ -94,7 +98,7 @@ def run_demo(args: argparse.Namespace) -> dict:
         model_kwargs=json.loads(args.model_kwargs), eval_every=0, eval_batch_size=16, seed=args.seed,
         num_heatmaps=6, encoder_weights=args.encoder_weights,
         allow_partial_encoder_weights=args.allow_partial_encoder_weights, encoder_init=args.encoder_init,
-        progress=not args.no_progress,
+        progress=not args.no_progress, augment=args.augment,
     )
     results = train(cfg)
     wall = time.perf_counter() - t0
