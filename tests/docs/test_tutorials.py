@@ -7,7 +7,10 @@ import torch
 from paths import REPO
 
 DOCS = REPO / "docs"
-PAGES = ["quickstart.md", "tutorials/checkpoints.md", "tutorials/custom_model.md", "tutorials/scan_order.md"]
+PAGES = [
+    "quickstart.md", "tutorials/checkpoints.md", "tutorials/custom_model.md", "tutorials/scan_order.md",
+    "layers/vss.md", "layers/hss_lss.md", "layers/mambavision.md",
+]
 
 
 def python_blocks(page: str) -> list[str]:
