@@ -60,7 +60,7 @@ def _weights(name: str, cfg: dict) -> str:
 
 
 def _row(name: str) -> str:
-    from timm.models import get_pretrained_cfg, model_entrypoint
+    from timm.models import get_pretrained_cfg
 
     from vision_ssm.models.complexity import model_complexity
     from vision_ssm.models.published import published_result
@@ -72,11 +72,8 @@ def _row(name: str) -> str:
         c = model_complexity(name)
     _, h, w = c.input_size
     pub = published_result(name)
-    published = f"{pub.value:g} {pub.metric}" if pub else "—"
-    doc = (model_entrypoint(name).__doc__ or "").strip().splitlines()
-    summary = doc[0].rstrip(".") if doc else ""
-    return (f"| `{name}` | {c.params / 1e6:.2f} | {c.gmacs:.2f} | {h}×{w} | {_weights(name, cfg)} | {published} "
-            f"| {summary.replace('|', '/')} |")
+    published = f"**{pub.value:g}** {pub.metric}" if pub else "—"
+    return f"| `{name}` | {c.params / 1e6:.2f} | {c.gmacs:.2f} | {h}×{w} | {_weights(name, cfg)} | {published} |"
 
 
 def zoo_markdown() -> str:
@@ -90,8 +87,8 @@ def zoo_markdown() -> str:
             current = family
             title, page = FAMILIES.get(family, (family, None))
             link = f" ([family page]({page}))" if page else ""
-            parts.append(f"\n### {title}{link}\n\n| model | params (M) | GMACs | input | weights | published | "
-                         "description |\n|---|---|---|---|---|---|---|")
+            parts.append(f"\n### {title}{link}\n\n| model | params (M) | GMACs | input | weights | published |"
+                         "\n|---|---|---|---|---|---|")
         parts.append(_row(name))
     parts.append(f"\n*{len(models)} models, generated from the timm registry in "
                  f"{time.perf_counter() - t0:.1f} s when this page was built.*\n")
