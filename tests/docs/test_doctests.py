@@ -39,3 +39,26 @@ def test_docstring_examples_run(name):
     result = doctest.testmod(module, optionflags=FLAGS, verbose=False, report=True)
     assert result.attempted > 0
     assert result.failed == 0, f"{result.failed} of {result.attempted} docstring examples of {name} failed"
+
+
+def public_objects():
+    """``(module, name, object)`` of the classes and functions vision_ssm defines and lists in an ``__all__``."""
+    import inspect
+
+    out = []
+    for info in pkgutil.walk_packages(vision_ssm.__path__, "vision_ssm."):
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:
+            continue
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name, None)
+            defined_here = getattr(obj, "__module__", "").startswith("vision_ssm")  # not torch's re-exports
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and defined_here:
+                out.append((info.name, name, obj))
+    return out
+
+
+def test_every_public_class_and_function_has_a_docstring():
+    missing = sorted(f"{m}.{n}" for m, n, obj in public_objects() if not (obj.__doc__ or "").strip())
+    assert missing == [], f"public symbols without a docstring: {missing}"
