@@ -156,3 +156,13 @@ def test_api_page_shows_documented_classes(browser, base_url):
     page = open_page(browser, base_url, "api/models/", "api_models")
     assert page.find_elements("id", "vision_ssm.models.vmamba.VMamba")
     assert page.find_elements("id", "vision_ssm.models.complexity.model_complexity")
+
+
+def test_every_picture_of_the_site_loads(browser, base_url, site):
+    pages = sorted(p.parent.relative_to(site).as_posix() for p in site.rglob("index.html")
+                   if "<img" in p.read_text(encoding="utf-8", errors="replace"))
+    assert len(pages) >= 5, pages
+    for path in pages:
+        url, shot = ("", "home") if path == "." else (path + "/", path.replace("/", "_"))
+        page = open_page(browser, base_url, url, "pictures_" + shot)
+        assert broken_images(page) == [], path
