@@ -87,6 +87,13 @@ def scan_order(family: str, H: int, W: int) -> Tensor:
     Returns:
         ``(H*W,)`` int64 CPU tensor; entry ``t`` is the raster index ``h*W + w`` visited at step
         ``t``. For ``quadsnake`` this is its route 0 (the row serpentine).
+
+    Example:
+        >>> from vision_ssm.ops import scan_order
+        >>> scan_order("snake", 2, 3).tolist()          # row 0 left to right, row 1 right to left
+        [0, 1, 2, 5, 4, 3]
+        >>> scan_order("hilbert", 4, 4).tolist()
+        [0, 1, 5, 4, 8, 12, 13, 9, 10, 14, 15, 11, 7, 6, 2, 3]
     """
     fam = canonical_family(family)
     if fam == "quadsnake":

@@ -93,6 +93,17 @@ def route(x: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
 
     Raises:
         ValueError: the spatial size of ``x`` differs from the direction set's.
+
+    Example:
+        >>> import torch
+        >>> from vision_ssm.ops import get_directions, merge, route
+        >>> dirs = get_directions("hilbert", 5, 7, 4)        # K = 4 directions over a 5×7 map
+        >>> x = torch.randn(2, 3, 5, 7)                        # (B, D, H, W)
+        >>> xs = route(x, dirs)                                # (B, K, D, L), L = H·W
+        >>> tuple(xs.shape)
+        (2, 4, 3, 35)
+        >>> torch.allclose(merge(xs, dirs), 4 * x)             # merge is route's adjoint: K·x
+        True
     """
     _check_dirs(dirs)
     if x.dim() != 4:

@@ -82,6 +82,18 @@ def selective_scan(
         ValueError: Bad shapes, dtypes or devices.
         NotImplementedError: Complex ``A``/``B``/``C``.
         RuntimeError: The requested backend is unavailable.
+
+    Example:
+        >>> import torch
+        >>> from vision_ssm.ops import selective_scan
+        >>> u, delta = torch.randn(2, 8, 32), torch.rand(2, 8, 32)          # (B, D, L)
+        >>> A, B, C = -torch.rand(8, 4), torch.randn(2, 4, 32), torch.randn(2, 4, 32)
+        >>> y, last = selective_scan(u, delta, A, B, C, delta_softplus=True, return_last_state=True)
+        >>> tuple(y.shape), tuple(last.shape)                               # (B, D, L), (B, D, N)
+        ((2, 8, 32), (2, 8, 4))
+        >>> ref = selective_scan(u, delta, A, B, C, delta_softplus=True, backend="reference")
+        >>> torch.allclose(y, ref, atol=1e-4)
+        True
     """
     if A.is_complex():
         raise NotImplementedError("selective_scan: complex A is not supported (real A only)")

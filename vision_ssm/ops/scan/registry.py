@@ -154,8 +154,14 @@ def use_backend(name: str | None) -> Iterator[None]:
     the environment/automatic choice inside the block.
 
     Example:
-        >>> with vision_ssm.ops.use_backend("reference"):
-        ...     y = model(x)
+        >>> import torch
+        >>> from vision_ssm.layers import SS2D
+        >>> from vision_ssm.ops import use_backend
+        >>> block, x = SS2D(16, d_state=4), torch.randn(1, 6, 6, 16)     # x: (B, H, W, C)
+        >>> with use_backend("reference"):                               # every scan inside: the reference loop
+        ...     y = block(x)
+        >>> tuple(y.shape)
+        (1, 6, 6, 16)
     """
     if name is not None:
         get_backend_spec(name)  # fail early on unknown names
