@@ -32,6 +32,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ._checks import check_grid, check_num_directions
 from .curves import CURVE_FAMILIES
 
 __all__ = [
@@ -61,9 +62,13 @@ def canonical_family(family: str) -> str:
     """Canonical name of a scan family (resolves aliases such as ``"scan"`` → ``"snake"``).
 
     Raises:
+        TypeError: ``family`` is not a string.
         ValueError: unknown family.
     """
-    name = str(family).lower()
+    if not isinstance(family, str):
+        raise TypeError(f"scan family must be a string (one of {', '.join(FAMILIES)}), got {family!r} "
+                        f"({type(family).__name__})")
+    name = family.lower()
     name = FAMILY_ALIASES.get(name, name)
     if name not in FAMILIES:
         known = ", ".join(FAMILIES + tuple(FAMILY_ALIASES))
@@ -87,11 +92,16 @@ def scan_order(family: str, H: int, W: int) -> Tensor:
     Returns:
         ``(H*W,)`` int64 CPU tensor; entry ``t`` is the raster index ``h*W + w`` visited at step
         ``t``. For ``quadsnake`` this is its route 0 (the row serpentine).
+
+    Raises:
+        TypeError: ``H`` or ``W`` is not an int (``2.5`` is refused, not truncated).
+        ValueError: unknown family, or ``H``/``W`` below 1.
     """
     fam = canonical_family(family)
+    H, W = check_grid(H, W, "scan_order")
     if fam == "quadsnake":
         fam = "snake"
-    return CURVE_FAMILIES[fam](int(H), int(W))
+    return CURVE_FAMILIES[fam](H, W)
 
 
 def oriented_positions(H: int, W: int, orientation: str) -> Tensor:
@@ -138,7 +148,8 @@ def scan_directions(family: str, H: int, W: int, num_directions: int) -> Tensor:
         indices of the original map), :func:`walk_order` of ``direction_walks(family, K)[k]``.
         ``sweep``/4 is VMamba's cross-scan.
     """
-    return torch.stack([walk_order(w, int(H), int(W)) for w in direction_walks(family, num_directions)])
+    H, W = check_grid(H, W, "scan_directions")
+    return torch.stack([walk_order(w, H, W) for w in direction_walks(family, num_directions)])
 
 
 def walk_order(walk: Walk, H: int, W: int) -> Tensor:
@@ -178,7 +189,7 @@ def direction_walks(family: str, num_directions: int) -> tuple[Walk, ...]:
     ``walks[k].orientation`` view of the map, reversed if ``walks[k].reversed``.
     """
     fam = canonical_family(family)
-    K = int(num_directions)
+    K = check_num_directions(num_directions, "direction_walks")
     if K not in supported_directions(fam):
         raise ValueError(f"scan family {fam!r} supports num_directions in {supported_directions(fam)}, got {K}")
     if fam == "quadsnake":
