@@ -193,9 +193,10 @@ class MambaAD(nn.Module):
         output_stride: timm's feature-stride argument; only ``32`` (or ``None``) is valid.
         **kwargs: Deprecated: SS2D options as keywords (now ``ssm_cfg``), honoured with a ``FutureWarning``.
 
-    Feature access (timm contract): ``feature_info`` lists six maps, the three encoder maps (indices 0–2) then
-    the three decoder reconstructions (3–5), finest first, NCHW; :meth:`forward_intermediates` returns them and
-    ``timm.create_model(..., features_only=True)`` wraps the model in timm's ``FeatureGetterNet``.
+    Feature access (timm contract): ``feature_info`` lists six NCHW maps, finest scale first, each encoder map
+    followed by its decoder reconstruction (even indices 0, 2, 4: encoder; odd 1, 3, 5: decoder);
+    :meth:`forward_intermediates` returns them and ``timm.create_model(..., features_only=True)`` wraps the
+    model in timm's ``FeatureGetterNet``.
     :meth:`forward_features` is the fused MFF_OCE embedding ``(B, fusion_dim, H/32, W/32)`` (ResNet encoders).
 
     Submodules keep upstream's names so checkpoints map 1:1: ``net_t`` (encoder), ``mff_oce``, ``net_s``
@@ -290,12 +291,12 @@ class MambaAD(nn.Module):
         self._encoder_nhwc = str(getattr(fmt, "value", fmt)) == "NHWC"
         enc_modules = [f"net_t.{m}" for m in info.module_name()]
         n_layers = len(depths)
-        self.feature_info = [
-            dict(num_chs=c, reduction=r, module=m, stage=i) for i, (c, r, m) in enumerate(zip(enc_chs, red, enc_modules))
-        ] + [
-            dict(num_chs=c, reduction=r, module=f"net_s.layers_up.{n_layers - 1 - i}", stage=3 + i)
-            for i, (c, r) in enumerate(zip(enc_chs, red))
-        ]
+        # timm's FeatureInfo needs non-decreasing reductions: encoder and decoder map of each scale side by side
+        self.feature_info = []
+        for i, (c, r, m) in enumerate(zip(enc_chs, red, enc_modules)):
+            self.feature_info.append(dict(num_chs=c, reduction=r, module=m, stage=i))
+            self.feature_info.append(dict(num_chs=c, reduction=r, module=f"net_s.layers_up.{n_layers - 1 - i}",
+                                          stage=i))
 
     # -- training mode: the encoder is frozen and stays in eval mode --------------------------------------------------
     def train(self, mode: bool = True) -> MambaAD:
@@ -367,10 +368,11 @@ class MambaAD(nn.Module):
 
         Args:
             x: Images ``(B, in_chans, H, W)``.
-            indices: Maps to return (of six: encoder 0–2, decoder 3–5, finest first): ``None`` all, an int the
-                last n, a sequence explicit indices (negative allowed).
+            indices: Maps to return, of six (finest scale first; even: encoder, odd: decoder): ``None`` all, an
+                int the last n, a sequence explicit indices (negative allowed).
             norm: Accepted for the contract; MambaAD has no final norm.
-            stop_early: Skip the decoder when only encoder maps are asked for (with ``intermediates_only``).
+            stop_early: Accepted for the contract; with ``intermediates_only`` the decoder runs only when a
+                decoder map (odd index) is asked for.
             output_fmt: ``'NCHW'`` or ``'NHWC'`` for the returned maps.
             intermediates_only: Return only the list.
 
@@ -378,22 +380,18 @@ class MambaAD(nn.Module):
             ``(forward_features(x), maps)`` or ``maps``.
         """
         check_choice(output_fmt, "output_fmt", "MambaAD.forward_intermediates", ("NCHW", "NHWC"))
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
         enc = self.forward_encoder(x)
-        maps = list(enc)
-        encoder_only = self.net_s is None or (intermediates_only and max_index < 3)
+        need_decoder = any(i % 2 for i in take_indices)
         fused = None
-        if not encoder_only:
-            fused = self.mff_oce(enc)
-            maps += self._decode(fused)
-        elif max_index >= 3:
+        if need_decoder or not intermediates_only:
             self._decoder_present()
+            fused = self.mff_oce(enc)
+        dec = self._decode(fused) if need_decoder else [None] * len(enc)
+        maps = [m for pair in zip(enc, dec) for m in pair]
         intermediates = [to_output_fmt(maps[i], "NCHW", output_fmt) for i in take_indices]
         if intermediates_only:
             return intermediates
-        if fused is None:
-            self._decoder_present()
-            fused = self.mff_oce(enc)
         return fused, intermediates
 
     def prune_intermediate_layers(
@@ -402,9 +400,9 @@ class MambaAD(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:
-        """Drop MFF_OCE and the decoder when only encoder maps (indices 0–2) are needed; returns the indices."""
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        if max_index < 3:
+        """Drop MFF_OCE and the decoder when only encoder maps (even indices) are needed; returns the indices."""
+        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
+        if not any(i % 2 for i in take_indices):
             self.mff_oce = None
             self.net_s = None
             self.proj = None
