@@ -55,7 +55,7 @@ def test_feature_getter_nhwc():
     feats = FeatureGetterNet(timm.create_model("test_vmamba"), out_indices=(1, 3), output_fmt="NHWC").eval()
     with torch.no_grad():
         maps = feats(X)
-    assert [m.shape[-1] for m in maps] == feats.feature_info.channels() == [16, 64]
+    assert [m.shape[-1] for m in maps] == feats.feature_info.channels() == [32, 128]
 
 
 XA = X[:1]  # MambaAD runs an 8-direction Hilbert decoder: one image keeps these tests quick
