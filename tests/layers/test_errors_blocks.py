@@ -92,7 +92,8 @@ def test_nchw_maps_of_the_wrong_width():
 
 
 def test_not_a_tensor():
-    with pytest.raises(TypeError, match=r"SS2D: expected x to be a torch.Tensor \(B, H, W, C\) channels-last, got list"):
+    with pytest.raises(TypeError, match=r"SS2D: expected x to be a torch.Tensor \(B, H, W, C\) channels-last, "
+                                        r"got list"):
         SS2D(C)([[1.0] * C])
 
 

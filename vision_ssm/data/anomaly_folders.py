@@ -97,7 +97,8 @@ def list_classes(root: str | Path, dataset: str, skip_incomplete: bool = False) 
             names = list({row["object"] for row in csv.DictReader(f)})
     elif dataset == "realiad":
         names = [p.stem for p in root.glob("*.json") if (root / p.stem).is_dir()]
-        bad = {p.stem: f"{p.name} without a {p.stem}/ folder" for p in root.glob("*.json") if not (root / p.stem).is_dir()}
+        bad = {p.stem: f"{p.name} without a {p.stem}/ folder" for p in root.glob("*.json")
+               if not (root / p.stem).is_dir()}
         _incomplete(root, dataset, bad, skip_incomplete)
     else:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
