@@ -112,3 +112,16 @@ def test_convert_cli_not_a_checkpoint(tmp_path, capsys):
     assert cli(["convert", str(src), str(tmp_path / "o.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "w.pth is not a checkpoint" in err and "Traceback" not in err
+
+
+def test_pretrained_offline_names_the_registered_file(monkeypatch):
+    import timm.models._builder as builder
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(builder, "download_cached_file", offline)
+    with torch.device("meta"), pytest.raises(PretrainedWeightsUnavailableError,
+                                             match=r"pretrained_cfg_overlay=dict\(file='/path/to/"
+                                                   r"vssmtiny_dp01_ckpt_epoch_292.pth'\)"):
+        timm.create_model("vmamba_tiny", pretrained=True)

@@ -30,6 +30,13 @@ def _local_hint(variant: str, filename: str = "weights.pth") -> str:
             f"pretrained_cfg_overlay=dict(file='/path/to/{filename}'))")
 
 
+def _registered_url(variant: str) -> str:
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(variant)
+    return (cfg.url or "") if cfg is not None else ""
+
+
 def build_with_weights(model_cls: type[nn.Module], variant: str, pretrained: bool, **kwargs: Any) -> nn.Module:
     """:func:`timm.models.build_model_with_cfg` with the checks of the module docstring.
 
@@ -48,8 +55,7 @@ def build_with_weights(model_cls: type[nn.Module], variant: str, pretrained: boo
     except OSError as err:  # urllib's URLError, requests / huggingface_hub connection and cache-miss errors
         if not pretrained or local:
             raise
-        url = overlay.get("url") or ""
-        name = os.path.basename(url.split("?")[0]) or "weights.pth"
+        name = os.path.basename((overlay.get("url") or _registered_url(variant)).split("?")[0]) or "weights.pth"
         raise PretrainedWeightsUnavailableError(
             f"{variant}: pretrained=True could not fetch the weights ({type(err).__name__}: {err}). Without network "
             f"access, {_local_hint(variant, name)}"
