@@ -71,3 +71,10 @@ def test_custom_spec_describes_but_cannot_build():
     with pytest.raises(ValueError, match=r"DirectionSpec\('custom', ...\) has no scan order to build; pass the "
                                          r"DirectionSet of the custom order"):
         DirectionSpec("custom", 1).at(2, 3)
+
+
+def test_custom_set_grid_size():
+    with pytest.raises(TypeError, match=r"DirectionSet.from_index: grid size W must be an int >= 1, got 3.5 \(float\)"):
+        DirectionSet.from_index(torch.arange(6), 2, 3.5)
+    with pytest.raises(ValueError, match=r"index must be \(K, 6\), got \(1, 5\)"):
+        DirectionSet.from_index(torch.arange(5), 2, 3)

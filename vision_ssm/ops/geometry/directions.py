@@ -115,10 +115,11 @@ class DirectionSet:
         Raises:
             ValueError: a row is not a permutation of ``0..H*W-1``, or ``walks`` does not describe ``index``.
         """
+        H, W = check_grid(H, W, "DirectionSet.from_index")
         index = torch.as_tensor(index, dtype=torch.int64)
         if index.dim() == 1:
             index = index[None]
-        L = int(H) * int(W)
+        L = H * W
         if index.dim() != 2 or index.shape[1] != L:
             raise ValueError(f"index must be (K, {L}), got {tuple(index.shape)}")
         ref = torch.arange(L, device=index.device).expand_as(index)
@@ -127,10 +128,10 @@ class DirectionSet:
         if walks is not None:
             walks = tuple(Walk(*w) for w in walks)
             if len(walks) != index.shape[0] or any(
-                not torch.equal(walk_order(w, int(H), int(W)).to(index.device), row) for w, row in zip(walks, index)
+                not torch.equal(walk_order(w, H, W).to(index.device), row) for w, row in zip(walks, index)
             ):
                 raise ValueError("walks do not describe the rows of index")
-        return cls(name, "custom", int(H), int(W), index.contiguous(), torch.argsort(index, dim=1), walks)
+        return cls(name, "custom", H, W, index.contiguous(), torch.argsort(index, dim=1), walks)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DirectionSet):
