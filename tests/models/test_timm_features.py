@@ -132,3 +132,14 @@ def test_mambaad_fx_trace_equals_eager_and_trains(mambaad):
     sum(((e - d) ** 2).mean() for e, d in zip(enc, dec)).backward()
     trainable = [p for p in train.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)
+
+
+def test_mambaad_nhwc_encoder_is_permuted_even_when_height_equals_channels():
+    # mambaout's features are NHWC (output_fmt='NHWC'); at 64 px its first map is 16x16 with 16 channels
+    model = timm.create_model("test_mambaad", encoder="mambaout_femto", encoder_indices=(0, 1, 2),
+                              encoder_kwargs=dict(dims=(16, 32, 64, 128), depths=(1, 1, 1, 1))).eval()
+    with torch.no_grad():
+        enc = model.forward_encoder(XA)
+        raw = model.net_t(XA)
+    for e, r in zip(enc, raw):
+        torch.testing.assert_close(e, r.permute(0, 3, 1, 2), rtol=0, atol=0)

@@ -330,9 +330,16 @@ class MambaAD(nn.Module):
         self._check_images(x)
         with torch.no_grad():
             feats = self.net_t(x)
-        if self._encoder_nhwc:  # timm backbones with NHWC features (output_fmt='NHWC') are brought to NCHW
-            feats = [f.permute(0, 3, 1, 2) for f in feats]
-        return list(feats)
+        # timm backbones with NHWC features are brought to NCHW: by the encoder's declared output_fmt='NHWC'
+        # (also right when H == C, and no data-dependent branch for FX), else, in eager mode, by their shape
+        if self._encoder_nhwc:
+            return [f.permute(0, 3, 1, 2) for f in feats]
+        if is_fx_tracing():
+            return list(feats)
+        return [
+            f.permute(0, 3, 1, 2) if f.shape[1] != c and f.shape[-1] == c else f
+            for f, c in zip(feats, self.encoder_channels)
+        ]
 
     def _decoder_present(self) -> None:
         if self.net_s is None:
