@@ -90,8 +90,8 @@ def test_pretrained_offline_tells_how_to_give_a_local_file(monkeypatch):
 
 def test_pretrained_without_registered_weights():
     with pytest.raises(PretrainedWeightsUnavailableError,
-                       match=r"test_mambaad has no registered pretrained weights; use pretrained=False, or give a "
-                             r"local file instead: .*pretrained_cfg_overlay=dict\(file="):
+                       match=r"No pretrained weights exist for test_mambaad \(none are registered\); use "
+                             r"pretrained=False, or give a local file instead: .*pretrained_cfg_overlay=dict\(file="):
         timm.create_model("test_mambaad", pretrained=True)
 
 

@@ -61,7 +61,7 @@ def test_images_in_another_dtype_than_the_model(vmamba):
 
 
 def test_mambaad_size_rule(mambaad):
-    with pytest.raises(ValueError, match=r"MambaAD: images must have H and W divisible by 32, got shape "
+    with pytest.raises(ValueError, match=r"MambaAD: images must have H and W a multiple of 32, got shape "
                                          r"\(1, 3, 64, 48\) \(B, C, H, W\); resize or pad them"):
         mambaad(torch.randn(1, 3, 64, 48))
 

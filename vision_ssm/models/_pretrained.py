@@ -63,6 +63,7 @@ def build_with_weights(model_cls: type[nn.Module], variant: str, pretrained: boo
     except RuntimeError as err:
         if pretrained and not local and "No pretrained weights exist" in str(err):
             raise PretrainedWeightsUnavailableError(
-                f"{variant} has no registered pretrained weights; use pretrained=False, or {_local_hint(variant)}"
+                f"No pretrained weights exist for {variant} (none are registered); use pretrained=False, or "
+                f"{_local_hint(variant)}"
             ) from err
         raise

@@ -322,7 +322,7 @@ class MambaAD(nn.Module):
             return
         H, W = x.shape[-2:]
         if H % self.size_divisor or W % self.size_divisor:
-            raise ValueError(f"MambaAD: images must have H and W divisible by {self.size_divisor}, got shape "
+            raise ValueError(f"MambaAD: images must have H and W a multiple of {self.size_divisor}, got shape "
                              f"{tuple(x.shape)} (B, C, H, W); resize or pad them")
 
     def forward_encoder(self, x: Tensor) -> list[Tensor]:
