@@ -29,12 +29,28 @@ def _info(_: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     import json
 
-    from vision_ssm.models._official import convert_official
+    from vision_ssm.models._official import NotACheckpointError, convert_official
 
-    sd = convert_official(
-        args.src, args.dst, args.model, key=args.key, use_ema=args.ema, unsafe=args.unsafe_pickle,
-        model_kwargs=json.loads(args.model_args) if args.model_args else None,
-    )
+    model_kwargs = None
+    if args.model_args:
+        try:
+            model_kwargs = json.loads(args.model_args)
+        except json.JSONDecodeError as err:
+            print(f"error: --model-args is not valid JSON ({err}): {args.model_args!r}; "
+                  'expected an object such as \'{"num_classes": 10}\'', file=sys.stderr)
+            return 2
+        if not isinstance(model_kwargs, dict):
+            print(f"error: --model-args must be a JSON object of keyword arguments such as "
+                  f'\'{{"num_classes": 10}}\', got {type(model_kwargs).__name__}: {args.model_args!r}', file=sys.stderr)
+            return 2
+    try:
+        sd = convert_official(
+            args.src, args.dst, args.model, key=args.key, use_ema=args.ema, unsafe=args.unsafe_pickle,
+            model_kwargs=model_kwargs,
+        )
+    except (FileNotFoundError, NotACheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     n = sum(v.numel() for v in sd.values())
     print(f"wrote {args.dst}: {len(sd)} tensors, {n / 1e6:.2f}M values" + (f" (checked against {args.model})"
                                                                             if args.model else ""))

@@ -194,7 +194,7 @@ def test_patch_expand_and_merging_take_input_channels_first():
     assert pm.reduction.weight.shape == (16, 32)
     with pytest.raises(TypeError):
         PatchExpand2D(8)  # out_dim is explicit (the old one-argument form meant *output* channels)
-    with pytest.raises(ValueError, match="expects 8 input channels"):
+    with pytest.raises(ValueError, match=r"expected x as \(B, H, W, C\) channels-last input with C=8"):
         pe(torch.randn(1, 2, 2, 4))
 
 

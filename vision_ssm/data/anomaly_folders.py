@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,21 +52,54 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
-def list_classes(root: str | Path, dataset: str) -> list[str]:
+def _incomplete(root: Path, dataset: str, bad: dict[str, str], skip_incomplete: bool) -> None:
+    """Raise (or, with ``skip_incomplete``, warn) about class folders that cannot be read; never drop them silently."""
+    if not bad:
+        return
+    listed = "; ".join(f"{name!r} ({why})" for name, why in sorted(bad.items()))
+    if not skip_incomplete:
+        raise FileNotFoundError(
+            f"{dataset} data root {root}: incomplete class folders: {listed}. Complete them, move them out of the "
+            f"root, name the classes to use (classes=[...]), or pass skip_incomplete=True to leave them out"
+        )
+    warnings.warn(f"{dataset} data root {root}: leaving out incomplete class folders: {listed}", stacklevel=3)
+
+
+def list_classes(root: str | Path, dataset: str, skip_incomplete: bool = False) -> list[str]:
     """The class names present in a dataset folder (sorted).
+
+    A class folder that cannot be read (MVTec layout: a non-hidden folder of ``root`` without ``train/`` or
+    ``test/``; Real-IAD: a ``<cls>.json`` without its ``<cls>/`` folder) raises instead of being dropped.
 
     Args:
         root: the dataset folder.
         dataset: ``"mvtec"``, ``"visa"`` or ``"realiad"``.
+        skip_incomplete: leave incomplete class folders out with a warning that names them, instead of raising.
+
+    Raises:
+        FileNotFoundError: no classes, or incomplete class folders (without ``skip_incomplete``).
+        ValueError: unknown ``dataset``.
     """
     root = _need(Path(root), f"{dataset} data root")
     if dataset == "mvtec":
-        names = [p.name for p in root.iterdir() if (p / "train").is_dir() and (p / "test").is_dir()]
+        names, bad = [], {}
+        for p in root.iterdir():
+            if not p.is_dir() or p.name.startswith((".", "_")):
+                continue
+            missing = [sub for sub in ("train", "test") if not (p / sub).is_dir()]
+            if missing:
+                bad[p.name] = "no " + " and no ".join(f"{m}/" for m in missing)
+            else:
+                names.append(p.name)
+        _incomplete(root, dataset, bad, skip_incomplete)
     elif dataset == "visa":
         with open(_need(root / "split_csv" / "1cls.csv", "VisA split file")) as f:
             names = list({row["object"] for row in csv.DictReader(f)})
     elif dataset == "realiad":
         names = [p.stem for p in root.glob("*.json") if (root / p.stem).is_dir()]
+        bad = {p.stem: f"{p.name} without a {p.stem}/ folder" for p in root.glob("*.json")
+               if not (root / p.stem).is_dir()}
+        _incomplete(root, dataset, bad, skip_incomplete)
     else:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
     if not names:
@@ -147,6 +181,8 @@ class AnomalyDataset(Dataset):
         image_size: side of the square model input.
         mean: per-channel input mean of the encoder (default ImageNet's; use the encoder's ``pretrained_cfg``).
         std: per-channel input std of the encoder (default ImageNet's).
+        skip_incomplete: with ``classes=None``, leave incomplete class folders out with a warning instead of
+            raising (see :func:`list_classes`).
 
     Items are dicts: ``img`` float ``(3, S, S)`` (normalised with ``mean``/``std``), ``mask`` float ``(S, S)`` in
     {0, 1}, ``label`` int (1 = anomalous), ``cls_name`` str, ``path`` str.
@@ -154,13 +190,13 @@ class AnomalyDataset(Dataset):
 
     def __init__(self, root: str | Path, dataset: str, split: str, classes: Sequence[str] | None = None,
                  image_size: int = 256, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD):
+                 std: Sequence[float] = IMAGENET_STD, skip_incomplete: bool = False):
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.root = Path(root)
-        self.classes = list(classes) if classes else list_classes(root, dataset)
+        self.classes = list(classes) if classes else list_classes(root, dataset, skip_incomplete)
         self.records = DATASETS[dataset](self.root, split, self.classes)
         if not self.records:
             raise FileNotFoundError(f"no {split} images for {self.classes} under {self.root}")

@@ -13,6 +13,7 @@ from timm.layers import DropPath
 from torch import Tensor, nn
 
 from ._options import fold_legacy_ssm_kwargs, merge_ssm_cfg, pop_deprecated
+from ._validate import check_input, check_int, check_rate
 from .norm import NormLayer, get_norm
 from .ss2d import SS2D
 
@@ -74,6 +75,8 @@ class HSSBlock(nn.Module):
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        check_int(dim, "dim", "HSSBlock")
+        check_rate(drop_path, "drop_path", "HSSBlock")
         old = pop_deprecated(kwargs, {"num_directions": "directions"}, "HSSBlock")
         ssm_cfg = {**fold_legacy_ssm_kwargs(kwargs, "HSSBlock"), **(ssm_cfg or {})}
         cfg = merge_ssm_cfg(ssm_cfg, MAMBAAD_SSM_DEFAULTS, d_state=d_state, scan=scan,
@@ -88,4 +91,5 @@ class HSSBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, H, W, C)`` → ``(B, H, W, C)``."""
+        check_input(x, "HSSBlock", "NHWC", self.dim, self.self_attention.in_proj.weight)
         return x + self.drop_path(self.self_attention(self.ln_1(x)))

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ._options import fold_legacy_ssm_kwargs, merge_ssm_cfg, pop_deprecated
+from ._validate import check_input, check_int, check_ints, check_rate, skip_checks
 from .hss import MAMBAAD_SSM_DEFAULTS, HSSBlock
 from .norm import NormLayer
 from .patch_expand import PatchExpand2D
@@ -86,6 +87,9 @@ class LSSModule(nn.Module):
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        check_int(dim, "dim", "LSSModule")
+        check_int(depth, "depth", "LSSModule")
+        check_rate(drop_path, "drop_path", "LSSModule")
         old = pop_deprecated(kwargs, {"num_directions": "directions"}, "LSSModule")
         ssm_cfg = {**fold_legacy_ssm_kwargs(kwargs, "LSSModule"), **(ssm_cfg or {})}
         cfg = merge_ssm_cfg(ssm_cfg, d_state=d_state, scan=scan, directions=old.get("directions", directions),
@@ -118,6 +122,10 @@ class LSSModule(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, H, W, C)`` → ``(B, H, W, C)``, channels-last."""
+        check_input(x, "LSSModule", "NHWC", self.dim, self.finalconv11.weight)
+        if self.training and not skip_checks(x) and x.shape[1] * x.shape[2] < 2:
+            raise ValueError(f"LSSModule: in training x needs more than one pixel (instance norm), got shape "
+                             f"{tuple(x.shape)} (B, H, W, C)")
         ssm = self.smm_blocks(x).permute(0, 3, 1, 2)
         xc = x.permute(0, 3, 1, 2)
         l5 = self.conv1a5(self.conv55(self.conv1b5(xc)))
@@ -136,6 +144,7 @@ def group_lss_depth(depth: int) -> tuple[int, int]:
     Raises:
         ValueError: for any other depth (upstream leaves such a layer without blocks).
     """
+    check_int(depth, "depth", "group_lss_depth")
     if depth > 0 and depth % 3 == 0:
         return depth // 3, 3
     if depth > 0 and depth % 2 == 0:
@@ -175,6 +184,7 @@ class LSSLayer(nn.Module):
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        self.dim = check_int(dim, "dim", "LSSLayer")
         num_modules, per_module = group_lss_depth(depth)
         dpr = [float(drop_path)] * num_modules if isinstance(drop_path, (int, float)) else list(drop_path)
         if len(dpr) < num_modules:
@@ -188,6 +198,7 @@ class LSSLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, H, W, C_in)`` → ``(B, H', W', dim)``, channels-last."""
+        check_input(x, "LSSLayer", "NHWC", 2 * self.dim if self.upsample is not None else self.dim)
         if self.upsample is not None:
             x = self.upsample(x)
         for blk in self.blocks:
@@ -249,7 +260,8 @@ class MambaUPNet(nn.Module):
         ssm_cfg = {**fold_legacy_ssm_kwargs(kwargs, "MambaUPNet"), **(ssm_cfg or {})}
         cfg = merge_ssm_cfg(ssm_cfg, MAMBAAD_SSM_DEFAULTS, d_state=d_state, scan=scan,
                             directions=old.get("directions", directions), backend=backend)
-        dims, depths = list(dims), list(depths)
+        dims, depths = check_ints(dims, "dims", "MambaUPNet"), check_ints(depths, "depths", "MambaUPNet")
+        check_rate(drop_path_rate, "drop_path_rate", "MambaUPNet")
         if len(dims) != len(depths):
             raise ValueError(f"dims and depths must have the same length, got {dims} and {depths}")
         for i in range(1, len(dims)):
@@ -278,6 +290,7 @@ class MambaUPNet(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """``(B, dims[0], h, w)`` NCHW → list of NCHW maps, finest first (see class docstring)."""
+        check_input(x, "MambaUPNet", "NCHW", self.dims[0])
         x = x.permute(0, 2, 3, 1)
         outs: list[Tensor] = []
         for i, layer in enumerate(self.layers_up):

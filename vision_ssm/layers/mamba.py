@@ -15,6 +15,7 @@ from timm.layers import register_notrace_function
 from torch import Tensor, nn
 
 from ..ops import causal_conv1d, selective_scan
+from ._validate import check_input, check_int, check_number
 from .weight_init import A_log_init, D_init, init_dt_proj_
 
 __all__ = ["Mamba"]
@@ -85,8 +86,14 @@ class Mamba(nn.Module):
         kwargs.pop("use_fast_path", None)
         if kwargs:
             raise TypeError(f"Mamba got unexpected keyword arguments {sorted(kwargs)}")
-        if d_conv < 1:
-            raise ValueError(f"Mamba: d_conv must be >= 1, got {d_conv}")
+        check_int(d_model, "d_model", "Mamba")
+        check_int(d_state, "d_state", "Mamba")
+        check_int(d_conv, "d_conv", "Mamba")
+        check_number(expand, "expand", "Mamba", low=0.0, low_open=True)
+        if int(expand * d_model) < 1:
+            raise ValueError(f"Mamba: expand * d_model must give an inner width >= 1, got {expand} * {d_model}")
+        if dt_rank != "auto":
+            check_int(dt_rank, "dt_rank", "Mamba")
         fk = {"device": device, "dtype": dtype}
         self.d_model = d_model
         self.d_state = d_state
@@ -138,8 +145,7 @@ class Mamba(nn.Module):
             ``(u, delta, A, B, C, D, z, delta_bias)``: ``u``, ``delta``, ``z`` ``(B, D, L)``; ``A`` ``(D, N)``;
             ``B``, ``C`` ``(B, N, L)``; ``D``, ``delta_bias`` ``(D,)`` (the scan takes ``delta_softplus=True``).
         """
-        if hidden_states.dim() != 3 or hidden_states.shape[-1] != self.d_model:
-            raise ValueError(f"Mamba: expected (B, L, {self.d_model}), got {tuple(hidden_states.shape)}")
+        check_input(hidden_states, "Mamba", "NLC", self.d_model, self.in_proj.weight, name="hidden_states")
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2D, L)
         x, z = xz.chunk(2, dim=1)
         x = causal_conv1d(x, self.conv1d.weight[:, 0], self.conv1d.bias, activation="silu")  # (B, D, L)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..ops import selective_scan
 from ._options import pop_deprecated
+from ._validate import check_input, check_int, check_number, check_rate
 from .weight_init import A_log_init, D_init, init_dt_proj_
 
 __all__ = ["MambaVisionMixer", "MambaVisionAttention"]
@@ -86,6 +87,12 @@ class MambaVisionMixer(nn.Module):
         dim = old["d_model"] if d_model is None and "d_model" in old else d_model
         if dim is None:
             raise TypeError("MambaVisionMixer needs d_model")
+        check_int(dim, "d_model", "MambaVisionMixer")
+        check_int(d_state, "d_state", "MambaVisionMixer")
+        check_int(d_conv, "d_conv", "MambaVisionMixer")
+        check_number(expand, "expand", "MambaVisionMixer", low=0.0, low_open=True)
+        if dt_rank != "auto":
+            check_int(dt_rank, "dt_rank", "MambaVisionMixer")
         self.d_model = dim
         self.d_state = d_state
         self.d_inner = int(expand * dim)
@@ -135,6 +142,7 @@ class MambaVisionMixer(nn.Module):
         Returns:
             ``(B', L', C)``.
         """
+        check_input(x, "MambaVisionMixer", "NLC", self.d_model, self.in_proj.weight)
         xz = self.in_proj(x).transpose(1, 2)  # (B', d_inner, L')
         xs, z = xz.chunk(2, dim=1)
         xs = F.silu(self.conv1d_x(xs))  # (B', d_inner/2, L'), centred (non-causal) conv
@@ -174,8 +182,13 @@ class MambaVisionAttention(nn.Module):
             proj_drop: float = 0.0,
     ) -> None:
         super().__init__()
+        check_int(dim, "dim", "MambaVisionAttention")
+        check_int(num_heads, "num_heads", "MambaVisionAttention")
+        check_rate(attn_drop, "attn_drop", "MambaVisionAttention")
+        check_rate(proj_drop, "proj_drop", "MambaVisionAttention")
         if dim % num_heads:
             raise ValueError(f"MambaVisionAttention: dim {dim} is not divisible by num_heads {num_heads}")
+        self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.attn_drop = attn_drop
@@ -185,6 +198,7 @@ class MambaVisionAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Attend over tokens ``(B', L', C)``; returns ``(B', L', C)``."""
+        check_input(x, "MambaVisionAttention", "NLC", self.dim, self.qkv.weight)
         B, L, C = x.shape
         qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B', heads, L', head_dim), scale head_dim^-0.5

@@ -20,6 +20,7 @@ from timm.models import checkpoint_seq
 from torch import Tensor, nn
 
 from ._options import merge_ssm_cfg, pop_deprecated
+from ._validate import check_input, check_int, check_number, check_rate
 from .mambavision_mixer import MambaVisionAttention, MambaVisionMixer
 from .norm import NormLayer, get_norm
 
@@ -46,6 +47,8 @@ def window_partition(x: Tensor, window_size: int) -> Tensor:
         Tokens ``(B * nW, ws*ws, C)`` with ``nW = ceil(H/ws) * ceil(W/ws)``; windows row-major over
         the window grid, tokens row-major inside each window. Padded positions are zeros.
     """
+    check_input(x, "window_partition", "NCHW")
+    check_int(window_size, "window_size", "window_partition")
     H, W = x.shape[2], x.shape[3]
     ws = window_size
     pad_b, pad_r = (ws - H % ws) % ws, (ws - W % ws) % ws
@@ -113,6 +116,8 @@ class MambaVisionConvBlock(nn.Module):
 
     def __init__(self, dim: int, drop_path: float = 0.0, layer_scale: float | None = None) -> None:
         super().__init__()
+        self.dim = check_int(dim, "dim", "MambaVisionConvBlock")
+        check_rate(drop_path, "drop_path", "MambaVisionConvBlock")
         self.conv1 = nn.Conv2d(dim, dim, 3, 1, 1)
         self.norm1 = nn.BatchNorm2d(dim, eps=1e-5)
         self.act1 = nn.GELU(approximate="tanh")
@@ -126,6 +131,7 @@ class MambaVisionConvBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, H, W) -> (B, C, H, W)``."""
+        check_input(x, "MambaVisionConvBlock", "NCHW", self.dim, self.conv1.weight)
         y = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
         if self.gamma is not None:
             y = y * self.gamma.view(1, -1, 1, 1)
@@ -171,6 +177,9 @@ class MambaVisionBlock(nn.Module):
     ) -> None:
         super().__init__()
         ssm_cfg = _legacy_mixer_kwargs(kwargs, ssm_cfg, "MambaVisionBlock")
+        self.dim = check_int(dim, "dim", "MambaVisionBlock")
+        check_rate(drop_path, "drop_path", "MambaVisionBlock")
+        check_number(mlp_ratio, "mlp_ratio", "MambaVisionBlock", low=0.0, low_open=True)
         norm, _ = get_norm(norm_layer, channels_first=False)
         self.norm1 = norm(dim)
         if attention:
@@ -190,6 +199,7 @@ class MambaVisionBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B', L', C) -> (B', L', C)``."""
+        check_input(x, "MambaVisionBlock", "NLC", self.dim, self.mlp.fc1.weight)
         y = self.mixer(self.norm1(x))
         if self.gamma_1 is not None:
             y = y * self.gamma_1
@@ -256,15 +266,22 @@ class MambaVisionStage(nn.Module):
     ) -> None:
         super().__init__()
         ssm_cfg = merge_ssm_cfg(_legacy_mixer_kwargs(kwargs, ssm_cfg, "MambaVisionStage"), backend=backend)
+        check_int(in_dim, "in_dim", "MambaVisionStage")
+        check_int(dim, "dim", "MambaVisionStage")
+        check_int(depth, "depth", "MambaVisionStage")
+        check_int(window_size, "window_size", "MambaVisionStage")
         if not downsample and in_dim != dim:
             raise ValueError(f"MambaVisionStage: in_dim {in_dim} != dim {dim} needs downsample=True")
         self.conv = conv
+        self.in_dim = in_dim
         self.window_size = window_size
         self.grad_checkpointing = False
         self.downsample = nn.Conv2d(in_dim, dim, 3, 2, 1, bias=False) if downsample else nn.Identity()
         dpr = list(drop_path) if isinstance(drop_path, Sequence) else [drop_path] * depth
         if len(dpr) != depth:
             raise ValueError(f"MambaVisionStage: {len(dpr)} drop-path rates for {depth} blocks")
+        for i, p in enumerate(dpr):
+            check_rate(p, f"drop_path[{i}]", "MambaVisionStage")
         if conv:
             blocks = [MambaVisionConvBlock(dim, drop_path=dpr[i], layer_scale=layer_scale_conv) for i in range(depth)]
         else:
@@ -293,6 +310,7 @@ class MambaVisionStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_dim, H, W) -> (B, dim, H', W')`` with ``H' = ceil(H/2)`` after a downsample."""
+        check_input(x, "MambaVisionStage", "NCHW", self.in_dim)
         x = self.downsample(x)
         if self.conv:
             return self._blocks(x)

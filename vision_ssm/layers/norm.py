@@ -58,10 +58,12 @@ def get_norm(norm_layer: NormLayer, channels_first: bool | None = None) -> tuple
     Raises:
         ValueError: A VMamba name whose layout contradicts ``channels_first``, or an unknown name.
     """
-    own = norm_is_channels_first(norm_layer)
+    if not isinstance(norm_layer, str) and not callable(norm_layer):
+        raise TypeError(f"norm_layer must be a string or a callable, got {type(norm_layer).__name__}")
     if isinstance(norm_layer, str):
         name = norm_layer.lower()
         if name in _VMAMBA_NORMS:
+            own = _VMAMBA_NORMS[name][1]
             if channels_first is not None and channels_first != own:
                 raise ValueError(f"norm_layer={norm_layer!r} is {'NCHW' if own else 'NHWC'}; "
                                  f"it cannot be used with channels_first={channels_first}")
@@ -71,7 +73,6 @@ def get_norm(norm_layer: NormLayer, channels_first: bool | None = None) -> tuple
         except KeyError:
             raise ValueError(f"unknown norm_layer {norm_layer!r} (VMamba: 'ln', 'ln2d', 'bn'; or a timm name "
                              f"such as 'layernorm', 'layernorm2d', 'batchnorm2d')") from None
-        return factory, own if channels_first is None else channels_first
-    if not callable(norm_layer):
-        raise TypeError(f"norm_layer must be a string or a callable, got {type(norm_layer).__name__}")
+        return factory, norm_is_channels_first(norm_layer) if channels_first is None else channels_first
+    own = norm_is_channels_first(norm_layer)
     return norm_layer, own if channels_first is None else channels_first

@@ -5,9 +5,9 @@ decoder stages of MambaUPNet.
 """
 from __future__ import annotations
 
-from einops import rearrange
 from torch import Tensor, nn
 
+from ._validate import check_input, check_int
 from .norm import NormLayer, get_norm
 
 __all__ = ["PatchExpand2D"]
@@ -35,17 +35,18 @@ class PatchExpand2D(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         norm, _ = get_norm(norm_layer, channels_first=False)
-        self.dim = dim
-        self.out_dim = out_dim
+        self.dim = check_int(dim, "dim", "PatchExpand2D")
+        self.out_dim = check_int(out_dim, "out_dim", "PatchExpand2D")
         self.expand = nn.Linear(dim, 4 * out_dim, bias=False, **dd)
         self.norm = norm(out_dim, **dd)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, H, W, dim)`` → ``(B, 2H, 2W, out_dim)``, channels-last."""
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"PatchExpand2D(dim={self.dim}) expects {self.dim} input channels, got {x.shape[-1]}")
-        x = rearrange(self.expand(x), "b h w (p1 p2 c) -> b (h p1) (w p2) c", p1=2, p2=2)
-        return self.norm(x)
+        check_input(x, "PatchExpand2D", "NHWC", self.dim, self.expand.weight)
+        B, H, W, _ = x.shape
+        # pixel shuffle "b h w (p1 p2 c) -> b (h p1) (w p2) c" as reshapes (FX- and export-traceable)
+        x = self.expand(x).reshape(B, H, W, 2, 2, self.out_dim).permute(0, 1, 3, 2, 4, 5)
+        return self.norm(x.reshape(B, 2 * H, 2 * W, self.out_dim))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, out_dim={self.out_dim}"

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..ops import DirectionSet, DirectionSpec, resolve_directions, scan_order, ss2d_scan
 from ._fx import is_fx_tracing as _is_fx_tracing
+from ._validate import check_input, check_int, check_number, check_rate
 from .linear2d import Linear2d
 from .weight_init import A_log_init, D_init, init_dt_proj_
 
@@ -61,15 +62,24 @@ def _direction_source(
 ) -> DirectionSpec | DirectionSet:
     """What SS2D hands :func:`~vision_ssm.ops.resolve_directions` per forward: a size-independent
     :class:`~vision_ssm.ops.DirectionSpec`, or a fixed :class:`~vision_ssm.ops.DirectionSet`."""
+    if isinstance(directions, DirectionSpec) and directions.family == "custom":
+        raise ValueError("SS2D: directions=DirectionSpec('custom', ...) has no scan order to build; pass the "
+                         "DirectionSet of the custom order (DirectionSet.from_index) as scan=")
     if isinstance(directions, (DirectionSpec, DirectionSet)):
         return directions
+    k = None if directions is None else check_int(directions, "directions", "SS2D")
     if isinstance(scan, DirectionSet):
-        if directions is not None and int(directions) != scan.K:
+        if k is not None and k != scan.K:
             raise ValueError(f"SS2D: direction set {scan.name!r} has K={scan.K}, directions={directions}")
         return scan
-    k = None if directions is None else int(directions)
+    if not isinstance(scan, (str, tuple, DirectionSpec)):
+        raise TypeError(f"SS2D: scan must be a family name ('hilbert'), a 'family-K' string, a (family, K) tuple, "
+                        f"a DirectionSpec or a DirectionSet, got {scan!r} ({type(scan).__name__})")
     bare_name = isinstance(scan, str) and not scan.rpartition("-")[2].isdigit()
     spec = DirectionSpec.parse(scan, 4 if k is None and bare_name else k)
+    if spec.family == "custom":
+        raise ValueError("SS2D: scan=DirectionSpec('custom', ...) has no scan order to build; pass the "
+                         "DirectionSet of the custom order (DirectionSet.from_index)")
     if k is not None and spec.num_directions != k:
         raise ValueError(f"SS2D: scan {spec.name!r} has K={spec.num_directions}, directions={k}")
     return spec
@@ -254,6 +264,15 @@ class SS2D(nn.Module):
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        check_int(d_model, "d_model", "SS2D")
+        check_int(d_state, "d_state", "SS2D")
+        check_number(ssm_ratio, "ssm_ratio", "SS2D", low=0.0, low_open=True)
+        if int(ssm_ratio * d_model) < 1:
+            raise ValueError(f"SS2D: ssm_ratio * d_model must give an inner width >= 1, got {ssm_ratio} * {d_model}")
+        if dt_rank != "auto":
+            check_int(dt_rank, "dt_rank", "SS2D")
+        check_int(d_conv, "d_conv", "SS2D", minimum=0)
+        check_rate(dropout, "dropout", "SS2D")
         self.d_model = d_model
         self.d_state = d_state
         self.d_inner = d_inner = int(ssm_ratio * d_model)
@@ -334,6 +353,7 @@ class SS2D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, H, W, C)`` → ``(B, H, W, C)``, or ``(B, C, H, W)`` → ``(B, C, H, W)`` if ``channels_first``."""
+        check_input(x, "SS2D", "NCHW" if self.channels_first else "NHWC", self.d_model, self.in_proj.weight)
         in_dtype = x.dtype
         cdim = 1 if self.channels_first else -1
         xz = self.in_proj(x)

@@ -18,6 +18,7 @@ from timm.models import checkpoint_seq
 from torch import Tensor, nn
 
 from ._options import merge_ssm_cfg, pop_deprecated
+from ._validate import check_input, check_int, check_number, check_rate
 from .linear2d import Linear2d
 from .norm import NormLayer, get_norm
 from .ss2d import SS2D
@@ -134,6 +135,9 @@ class VSSBlock(nn.Module):
         dim = old.pop("dim") if dim is None and "dim" in old else dim
         if dim is None:
             raise TypeError("VSSBlock needs dim")
+        check_int(dim, "dim", "VSSBlock")
+        check_rate(drop_path, "drop_path", "VSSBlock")
+        check_number(mlp_ratio, "mlp_ratio", "VSSBlock", low=0.0)
         ssm_cfg = {**old.pop("ssm_cfg", {}), **(ssm_cfg or {})}
         legacy = {k[8:]: v for k, v in old.items() if k.startswith("ssm_cfg.")}
         norm, channels_first = get_norm(norm_layer, channels_first)
@@ -144,6 +148,7 @@ class VSSBlock(nn.Module):
         self.post_norm = post_norm
         self.ssm_branch = cfg.get("ssm_ratio", 2.0) > 0
         self.mlp_branch = mlp_ratio > 0
+        self.dim = dim
         if self.ssm_branch:
             self.norm = norm(dim, **dd)
             self.op = SS2D(dim, **cfg, **dd)
@@ -154,6 +159,8 @@ class VSSBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, H, W, C)`` → same, or ``(B, C, H, W)`` → same when ``channels_first``."""
+        weight = self.op.in_proj.weight if self.ssm_branch else (self.mlp.fc1.weight if self.mlp_branch else None)
+        check_input(x, "VSSBlock", "NCHW" if self.channels_first else "NHWC", self.dim, weight)
         if self.ssm_branch:
             if self.post_norm:
                 x = x + self.drop_path(self.norm(self.op(x)))
@@ -217,13 +224,16 @@ class PatchMerging2D(nn.Module):
     def __init__(self, dim: int, out_dim: int, norm_layer: NormLayer = "ln", channels_first: bool | None = None,
                  device=None, dtype=None):
         super().__init__()
-        self.dim, self.out_dim = dim, out_dim
+        self.dim = check_int(dim, "dim", "PatchMerging2D")
+        self.out_dim = check_int(out_dim, "out_dim", "PatchMerging2D")
         norm, self.channels_first = get_norm(norm_layer, channels_first)
         linear = Linear2d if self.channels_first else nn.Linear
         self.reduction = linear(4 * dim, out_dim, bias=False, device=device, dtype=dtype)
         self.norm = norm(4 * dim, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``(B, H, W, dim)`` → ``(B, ⌈H/2⌉, ⌈W/2⌉, out_dim)``, or the NCHW equivalent when ``channels_first``."""
+        check_input(x, "PatchMerging2D", "NCHW" if self.channels_first else "NHWC", self.dim, self.reduction.weight)
         if self.channels_first:
             H, W = x.shape[-2:]
             x = F.pad(x, (0, W % 2, 0, H % 2))

@@ -24,6 +24,7 @@ import os
 import pickle
 import types
 import warnings
+import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +34,49 @@ from torch import Tensor
 
 from ._checkpoint import clean_checkpoint
 
-__all__ = ["convert_official", "load_official", "save_safetensors", "unwrap_state_dict"]
+__all__ = [
+    "NotACheckpointError", "check_checkpoint_file", "convert_official", "load_official", "save_safetensors",
+    "unwrap_state_dict",
+]
+
+
+class NotACheckpointError(ValueError):
+    """The file is not a checkpoint at all (corrupt, truncated or another format), as opposed to a checkpoint
+    that needs full unpickling. Unpickling would not help: the message says so and never advises it."""
+
+
+def _not_a_checkpoint(path: str, what: str) -> NotACheckpointError:
+    return NotACheckpointError(
+        f"{path} is not a checkpoint: {what}. It may be truncated or corrupt, or another kind of file (an HTML "
+        "error page saved by a failed download?); download or save it again. Expected a torch.save file "
+        "(.pth/.pt/.bin) or a .safetensors file."
+    )
+
+
+def check_checkpoint_file(path: str | os.PathLike) -> None:
+    """Check that ``path`` exists and looks like a torch.save file (zip archive or pickle) or safetensors.
+
+    Only the first bytes are read; nothing is unpickled.
+
+    Raises:
+        FileNotFoundError: no such file.
+        NotACheckpointError: the file is not in any checkpoint format.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if path.endswith(".safetensors"):
+        if len(head) < 9 or head[8:9] != b"{":
+            raise _not_a_checkpoint(path, f"it has no safetensors header (first bytes {head!r})")
+        return
+    if zipfile.is_zipfile(path):
+        return
+    if head[:2] == b"PK":
+        raise _not_a_checkpoint(path, "it is a damaged or truncated zip archive (the torch.save format)")
+    if head[:1] != b"\x80":  # every pickle of protocol >= 2 (legacy torch.save) starts with PROTO
+        raise _not_a_checkpoint(path, f"it is neither a zip archive (torch.save) nor a pickle (first bytes {head!r})")
 
 class _Opaque(dict):
     """Inert stand-in for a pickled object whose class is not on torch's allowlist (e.g. a yacs ``CfgNode``).
@@ -136,9 +179,13 @@ def load_official(path: str | os.PathLike, *, key: str | None = None, use_ema: b
         The state dict (CPU tensors).
 
     Raises:
-        pickle.UnpicklingError: The file cannot be read safely (and ``unsafe`` is False).
+        FileNotFoundError: No such file.
+        NotACheckpointError: The file is not a checkpoint (corrupt, truncated, another format).
+        pickle.UnpicklingError: The file is a checkpoint that cannot be read without executing its pickle (and
+            ``unsafe`` is False).
     """
     path = os.fspath(path)
+    check_checkpoint_file(path)
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -150,6 +197,9 @@ def load_official(path: str | os.PathLike, *, key: str | None = None, use_ema: b
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as first:
+        if "Unsupported global" not in str(first) and "GLOBAL" not in str(first):
+            # refused for another reason than the classes it names: the pickle itself is broken
+            raise _not_a_checkpoint(path, f"its pickle cannot be read ({_first_line(first)})") from first
         try:
             ckpt = _torch_load_with_placeholders(path)
         except pickle.UnpicklingError as second:
@@ -157,7 +207,14 @@ def load_official(path: str | os.PathLike, *, key: str | None = None, use_ema: b
                 f"{path} cannot be read without executing its pickle ({second}). If you trust the file, "
                 "pass unsafe=True (CLI: --unsafe-pickle)."
             ) from first
+    except (RuntimeError, EOFError, ValueError) as err:  # torch's zip reader, a truncated pickle
+        raise _not_a_checkpoint(path, f"torch.load cannot read it ({_first_line(err)})") from err
     return unwrap_state_dict(ckpt, key, use_ema)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:

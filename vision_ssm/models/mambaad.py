@@ -23,14 +23,18 @@ import timm
 import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
+from ..layers._fx import is_fx_tracing
 from ..layers._options import fold_legacy_ssm_kwargs, merge_ssm_cfg
+from ..layers._validate import check_choice, check_image, check_int, check_ints, check_rate
 from ..layers.lss import MambaUPNet, remap_lss_state_dict
 from ..layers.mff_oce import MFFOCE
 from ..ops import scan_order
 from ._checkpoint import clean_checkpoint
+from ._features import check_output_stride, feature_take_indices, to_output_fmt
+from ._pretrained import build_with_weights
 
 __all__ = [
     "MambaAD",
@@ -186,7 +190,14 @@ class MambaAD(nn.Module):
             names). ``d_state``, ``scan`` and ``num_directions`` above are folded into one dict with these
             entries on top, and that dict is handed down (``MambaUPNet → LSSLayer → LSSModule → HSSBlock → SS2D``).
         backend: Selective-scan backend of every SS2D (``None``: automatic; see :mod:`vision_ssm.ops`).
+        output_stride: timm's feature-stride argument; only ``32`` (or ``None``) is valid.
         **kwargs: Deprecated: SS2D options as keywords (now ``ssm_cfg``), honoured with a ``FutureWarning``.
+
+    Feature access (timm contract): ``feature_info`` lists six NCHW maps, finest scale first, each encoder map
+    followed by its decoder reconstruction (even indices 0, 2, 4: encoder; odd 1, 3, 5: decoder);
+    :meth:`forward_intermediates` returns them and ``timm.create_model(..., features_only=True)`` wraps the
+    model in timm's ``FeatureGetterNet``.
+    :meth:`forward_features` is the fused MFF_OCE embedding ``(B, fusion_dim, H/32, W/32)`` (ResNet encoders).
 
     Submodules keep upstream's names so checkpoints map 1:1: ``net_t`` (encoder), ``mff_oce``, ``net_s``
     (decoder), plus ``proj`` (1×1 convs from decoder to encoder channels) only when they differ.
@@ -214,16 +225,25 @@ class MambaAD(nn.Module):
         num_classes: int = 0,
         ssm_cfg: dict[str, Any] | None = None,
         backend: str | None = None,
+        output_stride: int | None = None,
         device=None,
         dtype=None,
         **kwargs: Any,
     ):
         super().__init__()
         if num_classes:
-            raise ValueError("MambaAD is not a classifier; num_classes must be 0")
+            raise ValueError(f"MambaAD is not a classifier; num_classes must be 0, got {num_classes!r}")
         dd = {"device": device, "dtype": dtype}
-        if len(encoder_indices) != 3:
-            raise ValueError(f"MambaAD uses three encoder scales, got encoder_indices={encoder_indices}")
+        check_output_stride(output_stride, "MambaAD")
+        if not isinstance(encoder, str):
+            raise TypeError(f"MambaAD: encoder must be a timm model name, got {encoder!r} ({type(encoder).__name__})")
+        encoder_indices = check_ints(encoder_indices, "encoder_indices", "MambaAD", minimum=0, length=3)
+        self.in_chans = check_int(in_chans, "in_chans", "MambaAD")
+        check_ints(depths, "depths", "MambaAD", length=4)
+        check_int(fusion_blocks, "fusion_blocks", "MambaAD")
+        if fusion_dim is not None:
+            check_int(fusion_dim, "fusion_dim", "MambaAD")
+        check_rate(drop_path_rate, "drop_path_rate", "MambaAD")
         self.num_classes = 0
         self.loss_weight = loss_weight
         self.gaussian_sigma = gaussian_sigma
@@ -265,6 +285,18 @@ class MambaAD(nn.Module):
             self.proj = nn.ModuleList([nn.Conv2d(d, e, 1, **dd) for d, e in zip(dec_chs, enc_chs)])
         else:
             self.proj = None
+        # encoder maps in NHWC (a timm backbone built with output_fmt='NHWC'): decided here, so that forward
+        # has no data-dependent branch (FX tracing)
+        fmt = getattr(self.net_t, "output_fmt", "NCHW")
+        self._encoder_nhwc = str(getattr(fmt, "value", fmt)) == "NHWC"
+        enc_modules = [f"net_t.{m}" for m in info.module_name()]
+        n_layers = len(depths)
+        # timm's FeatureInfo needs non-decreasing reductions: encoder and decoder map of each scale side by side
+        self.feature_info = []
+        for i, (c, r, m) in enumerate(zip(enc_chs, red, enc_modules)):
+            self.feature_info.append(dict(num_chs=c, reduction=r, module=m, stage=i))
+            self.feature_info.append(dict(num_chs=c, reduction=r, module=f"net_s.layers_up.{n_layers - 1 - i}",
+                                          stage=i))
 
     # -- training mode: the encoder is frozen and stays in eval mode --------------------------------------------------
     def train(self, mode: bool = True) -> MambaAD:
@@ -283,25 +315,105 @@ class MambaAD(nn.Module):
         return {"*.A_logs", "*.Ds", "*.dt_projs_bias"}
 
     # -- forward ------------------------------------------------------------------------------------------------------
-    def forward_encoder(self, x: Tensor) -> list[Tensor]:
-        """The frozen encoder's three maps (NCHW, finest first), without gradient."""
+    def _check_images(self, x: Tensor) -> None:
+        first = next(self.net_t.parameters(), None)
+        check_image(x, "MambaAD", self.in_chans, first)
+        if is_fx_tracing():
+            return
         H, W = x.shape[-2:]
         if H % self.size_divisor or W % self.size_divisor:
-            raise ValueError(f"MambaAD input size must be a multiple of {self.size_divisor}, got {H}x{W}")
+            raise ValueError(f"MambaAD: images must have H and W a multiple of {self.size_divisor}, got shape "
+                             f"{tuple(x.shape)} (B, C, H, W); resize or pad them")
+
+    def forward_encoder(self, x: Tensor) -> list[Tensor]:
+        """The frozen encoder's three maps (NCHW, finest first), without gradient."""
+        self._check_images(x)
         with torch.no_grad():
             feats = self.net_t(x)
-        # timm backbones with NHWC features (output_fmt='NHWC') are brought to NCHW
+        # timm backbones with NHWC features are brought to NCHW: by the encoder's declared output_fmt='NHWC'
+        # (also right when H == C, and no data-dependent branch for FX), else, in eager mode, by their shape
+        if self._encoder_nhwc:
+            return [f.permute(0, 3, 1, 2) for f in feats]
+        if is_fx_tracing():
+            return list(feats)
         return [
             f.permute(0, 3, 1, 2) if f.shape[1] != c and f.shape[-1] == c else f
             for f, c in zip(feats, self.encoder_channels)
         ]
 
-    def forward_decoder(self, enc: Sequence[Tensor]) -> list[Tensor]:
-        """MFF_OCE + decoder (+ projections): encoder maps → reconstructed maps of the same shapes."""
-        dec = self.net_s(self.mff_oce(enc))
+    def _decoder_present(self) -> None:
+        if self.net_s is None:
+            raise RuntimeError("MambaAD: the decoder was removed by prune_intermediate_layers (encoder maps only)")
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The fused one-class embedding: MFF_OCE of the encoder maps, ``(B, fusion_dim, H/32, W/32)`` NCHW
+        (ResNet encoders; ``H / (2·r)`` in general), the decoder's input."""
+        self._decoder_present()
+        return self.mff_oce(self.forward_encoder(x))
+
+    def _decode(self, fused: Tensor) -> list[Tensor]:
+        dec = self.net_s(fused)
         if self.proj is not None:
             dec = [p(d) for p, d in zip(self.proj, dec)]
         return dec
+
+    def forward_decoder(self, enc: Sequence[Tensor]) -> list[Tensor]:
+        """MFF_OCE + decoder (+ projections): encoder maps → reconstructed maps of the same shapes."""
+        self._decoder_present()
+        return self._decode(self.mff_oce(enc))
+
+    def forward_intermediates(
+            self,
+            x: Tensor,
+            indices: int | Sequence[int] | None = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The encoder and decoder maps of ``feature_info`` (timm's ``forward_intermediates`` contract).
+
+        Args:
+            x: Images ``(B, in_chans, H, W)``.
+            indices: Maps to return, of six (finest scale first; even: encoder, odd: decoder): ``None`` all, an
+                int the last n, a sequence explicit indices (negative allowed).
+            norm: Accepted for the contract; MambaAD has no final norm.
+            stop_early: Accepted for the contract; with ``intermediates_only`` the decoder runs only when a
+                decoder map (odd index) is asked for.
+            output_fmt: ``'NCHW'`` or ``'NHWC'`` for the returned maps.
+            intermediates_only: Return only the list.
+
+        Returns:
+            ``(forward_features(x), maps)`` or ``maps``.
+        """
+        check_choice(output_fmt, "output_fmt", "MambaAD.forward_intermediates", ("NCHW", "NHWC"))
+        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
+        enc = self.forward_encoder(x)
+        need_decoder = any(i % 2 for i in take_indices)
+        fused = None
+        if need_decoder or not intermediates_only:
+            self._decoder_present()
+            fused = self.mff_oce(enc)
+        dec = self._decode(fused) if need_decoder else [None] * len(enc)
+        maps = [m for pair in zip(enc, dec) for m in pair]
+        intermediates = [to_output_fmt(maps[i], "NCHW", output_fmt) for i in take_indices]
+        if intermediates_only:
+            return intermediates
+        return fused, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: int | Sequence[int] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> list[int]:
+        """Drop MFF_OCE and the decoder when only encoder maps (even indices) are needed; returns the indices."""
+        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
+        if not any(i % 2 for i in take_indices):
+            self.mff_oce = None
+            self.net_s = None
+            self.proj = None
+        return take_indices
 
     def forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """``x (B, C, H, W)`` → ``(enc, dec)``, each a list of three NCHW maps, finest first."""
@@ -411,9 +523,14 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_mambaad(variant: str, pretrained: bool = False, **kwargs) -> MambaAD:
-    if kwargs.get("features_only"):
-        raise ValueError("MambaAD has no features_only mode; use model.forward_encoder / model(x)")
-    return build_model_with_cfg(MambaAD, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    feature_cls = kwargs.get("feature_cls", "getter")
+    if kwargs.get("features_only") and (not isinstance(feature_cls, str) or feature_cls.lower() != "getter"):
+        raise ValueError(f"MambaAD: features_only supports feature_cls='getter' only (its maps come from "
+                         f"forward_intermediates, not from a chain of child modules), got feature_cls={feature_cls!r}")
+    return build_with_weights(
+        MambaAD, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=(0, 1, 2, 3, 4, 5), feature_cls="getter"), **kwargs,
+    )
 
 
 @register_model

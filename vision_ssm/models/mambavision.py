@@ -28,13 +28,15 @@ from functools import partial
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, named_apply, register_model
+from timm.models import generate_default_cfgs, named_apply, register_model
 from torch import Tensor, nn
 
 from ..layers._options import merge_ssm_cfg
+from ..layers._validate import check_choice, check_image, check_int, check_ints, check_number, check_rate
 from ..layers.mambavision_stage import MambaVisionStage, MambaVisionStem
 from ._checkpoint import clean_checkpoint
-from ._features import feature_take_indices
+from ._features import check_output_stride, feature_take_indices, to_output_fmt
+from ._pretrained import build_with_weights
 
 __all__ = ["MambaVision", "checkpoint_filter_fn"]
 
@@ -77,6 +79,8 @@ class MambaVision(nn.Module):
             (upstream's names) are folded into one dict with these entries on top, and that dict is handed
             down (``MambaVisionStage → MambaVisionBlock → MambaVisionMixer``).
         backend: Selective-scan backend of every Mamba mixer (``None``: automatic; see :mod:`vision_ssm.ops`).
+        output_stride: timm's feature-stride argument; only ``32`` (or ``None``) is valid (no dilated stages);
+            other values raise ``ValueError``.
     """
 
     def __init__(
@@ -105,11 +109,23 @@ class MambaVision(nn.Module):
             keep_dt_init: bool = False,
             ssm_cfg: dict | None = None,
             backend: str | None = None,
+            output_stride: int | None = None,
     ) -> None:
         super().__init__()
+        check_output_stride(output_stride, "MambaVision", len(depths))
+        self.in_chans = check_int(in_chans, "in_chans", "MambaVision")
+        check_int(num_classes, "num_classes", "MambaVision", minimum=0)
+        check_int(dim, "dim", "MambaVision")
+        check_int(in_dim, "in_dim", "MambaVision")
+        depths = check_ints(depths, "depths", "MambaVision")
         num_stages = len(depths)
-        if not (len(num_heads) == len(window_size) == num_stages):
-            raise ValueError("MambaVision: depths, num_heads and window_size need one entry per stage")
+        num_heads = check_ints(num_heads, "num_heads", "MambaVision", length=num_stages)
+        window_size = check_ints(window_size, "window_size", "MambaVision", length=num_stages)
+        check_int(conv_stages, "conv_stages", "MambaVision", minimum=0)
+        check_number(mlp_ratio, "mlp_ratio", "MambaVision", low=0.0, low_open=True)
+        for name, rate in (("drop_rate", drop_rate), ("proj_drop_rate", proj_drop_rate),
+                           ("attn_drop_rate", attn_drop_rate), ("drop_path_rate", drop_path_rate)):
+            check_rate(rate, name, "MambaVision")
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.drop_rate = drop_rate
@@ -205,14 +221,15 @@ class MambaVision(nn.Module):
             indices: Stages to return: ``None`` all, an int the last n, a sequence explicit indices.
             norm: Apply the final BatchNorm to the last stage's output when it is returned.
             stop_early: Stop after the last requested stage.
-            output_fmt: Only ``'NCHW'``.
+            output_fmt: Layout of the intermediates, ``'NCHW'`` ``(B, C_i, H_i, W_i)`` or ``'NHWC'``; the final
+                features stay NCHW, as ``forward_features``.
             intermediates_only: Return only the list of intermediates.
 
         Returns:
-            ``(final_features, intermediates)`` or ``intermediates``; each ``(B, C_i, H_i, W_i)``.
+            ``(final_features, intermediates)`` or ``intermediates``.
         """
-        if output_fmt != "NCHW":
-            raise ValueError("MambaVision.forward_intermediates supports output_fmt='NCHW' only")
+        check_choice(output_fmt, "output_fmt", "MambaVision.forward_intermediates", ("NCHW", "NHWC"))
+        check_image(x, "MambaVision", self.in_chans, self.stem[0].weight)
         intermediates = []
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last_idx = len(self.stages) - 1
@@ -222,7 +239,8 @@ class MambaVision(nn.Module):
         for feat_idx, stage in enumerate(stages):
             x = stage(x)
             if feat_idx in take_indices:
-                intermediates.append(self.norm(x) if norm and feat_idx == last_idx else x)
+                y = self.norm(x) if norm and feat_idx == last_idx else x
+                intermediates.append(to_output_fmt(y, "NCHW", output_fmt))
         if intermediates_only:
             return intermediates
         if feat_idx == last_idx:
@@ -246,6 +264,7 @@ class MambaVision(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Images ``(B, C, H, W)`` -> normalised final map ``(B, num_features, H/32, W/32)`` (unpooled)."""
+        check_image(x, "MambaVision", self.in_chans, self.stem[0].weight)
         x = self.stem(x)
         x = self.stages(x)
         return self.norm(x)
@@ -378,7 +397,7 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_mambavision(variant: str, pretrained: bool = False, **kwargs) -> MambaVision:
-    return build_model_with_cfg(
+    return build_with_weights(
         MambaVision,
         variant,
         pretrained,

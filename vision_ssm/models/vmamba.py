@@ -26,14 +26,16 @@ from functools import partial
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import SelectAdaptivePool2d
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 from ..layers._options import merge_ssm_cfg
+from ..layers._validate import check_choice, check_image, check_int, check_ints, check_number, check_rate
 from ..layers.vss import VMambaHead, VMambaStage, VSSBlock, vmamba_downsample, vmamba_norm, vmamba_patch_embed
 from ..layers.weight_init import init_linear_layernorm
 from ._checkpoint import clean_checkpoint
-from ._features import feature_take_indices
+from ._features import check_output_stride, feature_take_indices, to_output_fmt
+from ._pretrained import build_with_weights
 
 __all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
 
@@ -78,6 +80,8 @@ class VMamba(nn.Module):
             :class:`~vision_ssm.layers.VSSBlock` hands to its SS2D.
         backend: Selective-scan backend of every SS2D (``None``: automatic; see :mod:`vision_ssm.ops`).
         ssm_kwargs: Deprecated spelling of ``ssm_cfg``.
+        output_stride: timm's feature-stride argument; only ``32`` (or ``None``) is valid (VMamba's stages have
+            no dilated mode); other values raise ``ValueError``.
     """
 
     def __init__(
@@ -112,13 +116,29 @@ class VMamba(nn.Module):
             ssm_cfg: dict | None = None,
             backend: str | None = None,
             ssm_kwargs: dict | None = None,
+            output_stride: int | None = None,
             device=None,
             dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        check_output_stride(output_stride, "VMamba", len(depths))
+        self.in_chans = check_int(in_chans, "in_chans", "VMamba")
+        check_int(num_classes, "num_classes", "VMamba", minimum=0)
+        depths = check_ints(depths, "depths", "VMamba")
         num_stages = len(depths)
-        dims = [int(dims * 2 ** i) for i in range(num_stages)] if isinstance(dims, int) else list(dims)
+        if isinstance(dims, bool) or not isinstance(dims, int):
+            dims = check_ints(dims, "dims", "VMamba", length=num_stages)
+        else:
+            dims = [int(check_int(dims, "dims", "VMamba") * 2 ** i) for i in range(num_stages)]
+        check_int(patch_size, "patch_size", "VMamba")
+        check_rate(drop_rate, "drop_rate", "VMamba")
+        check_rate(drop_path_rate, "drop_path_rate", "VMamba")
+        check_number(mlp_ratio, "mlp_ratio", "VMamba", low=0.0)
+        check_choice(patchembed_version, "patchembed_version", "VMamba", ("v1", "v2"))
+        check_choice(downsample_version, "downsample_version", "VMamba", ("v1", "v2", "v3"))
+        # the v1 stem is a patch_size x patch_size conv without padding: smaller images cannot pass it
+        self._min_size = patch_size if patchembed_version == "v1" else 1
         norm, self.channels_first = vmamba_norm(norm_layer)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
@@ -214,14 +234,15 @@ class VMamba(nn.Module):
             indices: Last ``n`` stages (int) or explicit stage indices; all by default.
             norm: Apply the final norm to the last stage's intermediate.
             stop_early: Stop after the last requested stage.
-            output_fmt: ``"NCHW"`` (only format supported).
+            output_fmt: Layout of the intermediates, ``"NCHW"`` or ``"NHWC"`` (the final features stay NCHW,
+                as ``forward_features``).
             intermediates_only: Return only the list.
 
         Returns:
             ``(forward_features(x), [stage maps])`` or the list.
         """
-        if output_fmt != "NCHW":
-            raise ValueError("VMamba.forward_intermediates supports output_fmt='NCHW' only")
+        check_choice(output_fmt, "output_fmt", "VMamba.forward_intermediates", ("NCHW", "NHWC"))
+        check_image(x, "VMamba", self.in_chans, self.patch_embed[0].weight, self._min_size)
         take_indices, max_index = feature_take_indices(len(self.layers), indices)
         last = len(self.layers) - 1
         x = self.patch_embed(x)
@@ -230,7 +251,8 @@ class VMamba(nn.Module):
         for i, stage in enumerate(stages):
             x = stage.forward_blocks(x)
             if i in take_indices:
-                intermediates.append(self._to_nchw(self.classifier.norm(x) if norm and i == last else x))
+                y = self.classifier.norm(x) if norm and i == last else x
+                intermediates.append(to_output_fmt(y, "NCHW" if self.channels_first else "NHWC", output_fmt))
             x = stage.downsample(x)
         if intermediates_only:
             return intermediates
@@ -250,6 +272,7 @@ class VMamba(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``(B, in_chans, H, W)`` → unpooled, normed ``(B, num_features, H/32, W/32)``."""
+        check_image(x, "VMamba", self.in_chans, self.patch_embed[0].weight, self._min_size)
         x = self.layers(self.patch_embed(x))
         return self._to_nchw(self.classifier.norm(x))
 
@@ -390,7 +413,7 @@ def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
         # timm resets custom_load for a user-supplied file/url; keep VMamba.load_pretrained, which reads official
         # .pth files (with their pickled config) safely, maps old keys and adapts head / stem.
         kwargs["pretrained_cfg_overlay"] = dict(overlay, custom_load=True)
-    return build_model_with_cfg(
+    return build_with_weights(
         VMamba, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import _disable_current_modes
 
+from ._checks import check_grid, check_num_directions
 from .orders import (
     FAMILIES,
     Walk,
@@ -114,10 +115,11 @@ class DirectionSet:
         Raises:
             ValueError: a row is not a permutation of ``0..H*W-1``, or ``walks`` does not describe ``index``.
         """
+        H, W = check_grid(H, W, "DirectionSet.from_index")
         index = torch.as_tensor(index, dtype=torch.int64)
         if index.dim() == 1:
             index = index[None]
-        L = int(H) * int(W)
+        L = H * W
         if index.dim() != 2 or index.shape[1] != L:
             raise ValueError(f"index must be (K, {L}), got {tuple(index.shape)}")
         ref = torch.arange(L, device=index.device).expand_as(index)
@@ -126,10 +128,10 @@ class DirectionSet:
         if walks is not None:
             walks = tuple(Walk(*w) for w in walks)
             if len(walks) != index.shape[0] or any(
-                not torch.equal(walk_order(w, int(H), int(W)).to(index.device), row) for w, row in zip(walks, index)
+                not torch.equal(walk_order(w, H, W).to(index.device), row) for w, row in zip(walks, index)
             ):
                 raise ValueError("walks do not describe the rows of index")
-        return cls(name, "custom", int(H), int(W), index.contiguous(), torch.argsort(index, dim=1), walks)
+        return cls(name, "custom", H, W, index.contiguous(), torch.argsort(index, dim=1), walks)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DirectionSet):
@@ -165,15 +167,15 @@ class DirectionSpec:
     num_directions: int
 
     def __post_init__(self) -> None:
-        if self.family == "custom":
+        K = check_num_directions(self.num_directions, "DirectionSpec")
+        if self.family == "custom":  # the spec of a DirectionSet.from_index set: describes it, builds nothing
+            object.__setattr__(self, "num_directions", K)
             return
         fam = canonical_family(self.family)
         object.__setattr__(self, "family", fam)
-        if int(self.num_directions) not in supported_directions(fam):
-            raise ValueError(
-                f"scan family {fam!r} supports num_directions in {supported_directions(fam)}, got {self.num_directions}"
-            )
-        object.__setattr__(self, "num_directions", int(self.num_directions))
+        if K not in supported_directions(fam):
+            raise ValueError(f"scan family {fam!r} supports num_directions in {supported_directions(fam)}, got {K}")
+        object.__setattr__(self, "num_directions", K)
 
     @property
     def name(self) -> str:
@@ -186,8 +188,14 @@ class DirectionSpec:
         if isinstance(value, DirectionSpec):
             return value
         if isinstance(value, tuple):
+            if len(value) != 2:
+                raise ValueError(f"scan as a tuple must be (family, K), e.g. ('hilbert', 8), got {value!r}")
             return cls(value[0], value[1])
-        text = str(value)
+        if not isinstance(value, str):
+            raise TypeError(f"scan must be a family name ('hilbert'), a 'family-K' string ('hilbert-8'), a "
+                            f"(family, K) tuple, a DirectionSpec or a DirectionSet, got {value!r} "
+                            f"({type(value).__name__})")
+        text = value
         fam, sep, k = text.rpartition("-")
         if sep and k.isdigit():
             return cls(fam, int(k))
@@ -197,6 +205,9 @@ class DirectionSpec:
 
     def at(self, H: int, W: int, device: torch.device | str | None = None) -> DirectionSet:
         """The cached :class:`DirectionSet` for an H×W grid on ``device``."""
+        if self.family == "custom":
+            raise ValueError("DirectionSpec('custom', ...) has no scan order to build; pass the DirectionSet of "
+                             "the custom order (DirectionSet.from_index) instead")
         return get_directions(self.family, H, W, self.num_directions, device)
 
 
@@ -245,14 +256,13 @@ def get_directions(
         The direction set; repeated calls with equal arguments return the same object.
     """
     fam = canonical_family(family)
-    K = int(num_directions)
+    K = check_num_directions(num_directions, "get_directions")
     if K not in supported_directions(fam):
         raise ValueError(f"scan family {fam!r} supports num_directions in {supported_directions(fam)}, got {K}")
-    if int(H) < 1 or int(W) < 1:
-        raise ValueError(f"grid size must be positive, got H={H}, W={W}")
+    H, W = check_grid(H, W, "get_directions")
     if torch.compiler.is_dynamo_compiling():  # traced, never cached: skip the lru_cache wrapper
-        return _build(fam, int(H), int(W), K, _device_key(device))
-    return _cached(fam, int(H), int(W), K, _device_key(device))
+        return _build(fam, H, W, K, _device_key(device))
+    return _cached(fam, H, W, K, _device_key(device))
 
 
 def resolve_directions(

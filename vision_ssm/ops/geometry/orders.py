@@ -32,6 +32,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ._checks import check_grid, check_num_directions
 from .curves import CURVE_FAMILIES
 
 __all__ = [
@@ -61,9 +62,13 @@ def canonical_family(family: str) -> str:
     """Canonical name of a scan family (resolves aliases such as ``"scan"`` → ``"snake"``).
 
     Raises:
+        TypeError: ``family`` is not a string.
         ValueError: unknown family.
     """
-    name = str(family).lower()
+    if not isinstance(family, str):
+        raise TypeError(f"scan family must be a string (one of {', '.join(FAMILIES)}), got {family!r} "
+                        f"({type(family).__name__})")
+    name = family.lower()
     name = FAMILY_ALIASES.get(name, name)
     if name not in FAMILIES:
         known = ", ".join(FAMILIES + tuple(FAMILY_ALIASES))
@@ -88,6 +93,10 @@ def scan_order(family: str, H: int, W: int) -> Tensor:
         ``(H*W,)`` int64 CPU tensor; entry ``t`` is the raster index ``h*W + w`` visited at step
         ``t``. For ``quadsnake`` this is its route 0 (the row serpentine).
 
+    Raises:
+        TypeError: ``H`` or ``W`` is not an int (``2.5`` is refused, not truncated).
+        ValueError: unknown family, or ``H``/``W`` below 1.
+
     Example:
         >>> from vision_ssm.ops import scan_order
         >>> scan_order("snake", 2, 3).tolist()          # row 0 left to right, row 1 right to left
@@ -96,9 +105,10 @@ def scan_order(family: str, H: int, W: int) -> Tensor:
         [0, 1, 5, 4, 8, 12, 13, 9, 10, 14, 15, 11, 7, 6, 2, 3]
     """
     fam = canonical_family(family)
+    H, W = check_grid(H, W, "scan_order")
     if fam == "quadsnake":
         fam = "snake"
-    return CURVE_FAMILIES[fam](int(H), int(W))
+    return CURVE_FAMILIES[fam](H, W)
 
 
 def oriented_positions(H: int, W: int, orientation: str) -> Tensor:
@@ -145,7 +155,8 @@ def scan_directions(family: str, H: int, W: int, num_directions: int) -> Tensor:
         indices of the original map), :func:`walk_order` of ``direction_walks(family, K)[k]``.
         ``sweep``/4 is VMamba's cross-scan.
     """
-    return torch.stack([walk_order(w, int(H), int(W)) for w in direction_walks(family, num_directions)])
+    H, W = check_grid(H, W, "scan_directions")
+    return torch.stack([walk_order(w, H, W) for w in direction_walks(family, num_directions)])
 
 
 def walk_order(walk: Walk, H: int, W: int) -> Tensor:
@@ -185,7 +196,7 @@ def direction_walks(family: str, num_directions: int) -> tuple[Walk, ...]:
     ``walks[k].orientation`` view of the map, reversed if ``walks[k].reversed``.
     """
     fam = canonical_family(family)
-    K = int(num_directions)
+    K = check_num_directions(num_directions, "direction_walks")
     if K not in supported_directions(fam):
         raise ValueError(f"scan family {fam!r} supports num_directions in {supported_directions(fam)}, got {K}")
     if fam == "quadsnake":
