@@ -36,6 +36,9 @@ def _flat_index(dirs: DirectionSet, which: str) -> Tensor:
 
     Built once, outside any tracing mode, so an exporter records one small constant per direction set.
     """
+    if torch.compiler.is_dynamo_compiling():  # strict export: Dynamo traces the arithmetic on the constants
+        idx = getattr(dirs, which)
+        return (idx + torch.arange(dirs.K, device=idx.device)[:, None] * dirs.L).reshape(-1)
     key = ("flat", which)
     t = dirs._as.get(key)
     if t is None:
@@ -150,7 +153,10 @@ def route(x: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
     if hw != (dirs.H, dirs.W):
         layout = "(B, H, W, D)" if channels_last else "(B, D, H, W)"
         raise ValueError(f"route: x {layout} has H, W = {hw}, the direction set {dirs.name!r} is {dirs.H}x{dirs.W}")
-    return _Route.apply(x, _on_device(dirs, x.device), bool(channels_last))
+    dirs = _on_device(dirs, x.device)
+    if recording_for_export():  # plain differentiable ops (jit.trace cannot record a Function with a DirectionSet)
+        return _route_impl(x, dirs, bool(channels_last))
+    return _Route.apply(x, dirs, bool(channels_last))
 
 
 def merge(y: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
@@ -175,7 +181,10 @@ def merge(y: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
         raise ValueError(
             f"merge: y must be (B, K={dirs.K}, D, L={dirs.L}) for {dirs.name!r}, got {tuple(y.shape)}"
         )
-    return _Merge.apply(y, _on_device(dirs, y.device), bool(channels_last))
+    dirs = _on_device(dirs, y.device)
+    if recording_for_export():
+        return _merge_impl(y, dirs, bool(channels_last))
+    return _Merge.apply(y, dirs, bool(channels_last))
 
 
 def gather_directions(t: Tensor, dirs: DirectionSet) -> Tensor:

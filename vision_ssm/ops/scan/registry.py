@@ -188,10 +188,11 @@ def requested_backend(explicit: str | None = None) -> str | None:
 
 def export_mode() -> bool:
     """Whether the automatic policy must pick a pure-PyTorch backend: while ``torch.export`` traces
-    (``torch.onnx.export`` with ``dynamo=True`` included), or when timm's ``set_exportable(True)``
-    is on. The exported graph then holds the scan as ordinary operators, with no dependency on
-    numba, Triton, mamba-ssm or this library. An explicitly requested backend is still honoured."""
-    if torch.compiler.is_exporting():
+    (``torch.onnx.export`` with ``dynamo=True`` included) or ``torch.jit.trace`` records, or when
+    timm's ``set_exportable(True)`` is on. The exported graph then holds the scan as ordinary
+    operators, with no dependency on numba, Triton, mamba-ssm or this library. An explicitly requested
+    backend is still honoured."""
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
         return True
     try:
         from timm.layers import is_exportable
@@ -224,6 +225,13 @@ def resolve_backend(device: torch.device, explicit: str | None = None) -> tuple[
             )
         if not spec.is_available():
             raise RuntimeError(f"selective-scan backend {name!r} is not available: {spec.unavailable_reason}")
+        if torch.jit.is_tracing() and not spec.pure_torch:
+            raise RuntimeError(
+                f"torch.jit.trace records PyTorch operators only, and selective-scan backend {name!r} runs "
+                f"outside them. Trace with a pure-PyTorch backend (use_backend('chunked'), or no backend choice: "
+                f"the automatic policy then picks one), or use torch.export.export / "
+                f"torch.onnx.export(..., dynamo=True), which keep {name!r} as a custom op where it has one."
+            )
         return name, spec.load()
     names = available_backends(dev)
     _warn_skipped(dev, names[0] if names else None)
