@@ -140,12 +140,22 @@ def export_onnx(
     return OnnxExport(path, files, sum(p.stat().st_size for p in files), nbytes, seconds, cpu)
 
 
-def onnxruntime_session(path: str | os.PathLike, threads: int | None = None):
-    """An onnxruntime CPU ``InferenceSession`` for ``path`` (``threads``: intra-op threads, default ORT's)."""
+def onnxruntime_session(path: str | os.PathLike, threads: int | None = None, spinning: bool = False):
+    """An onnxruntime CPU ``InferenceSession`` for ``path``.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: Intra-op threads (default: onnxruntime's).
+        spinning: Let idle worker threads spin-wait for work (onnxruntime's default). Off here: spinning
+            threads keep burning CPU after a call, which on a shared machine slows whatever runs next
+            (and would flatter onnxruntime in a side-by-side timing against eager PyTorch).
+    """
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
