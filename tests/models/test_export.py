@@ -98,3 +98,45 @@ def test_timm_exportable_flag_selects_a_pure_torch_backend():
         assert resolve_backend_name(cpu) == "chunked"
         assert resolve_backend_name(cpu, "reference") == "reference"  # an explicit choice wins
     assert resolve_backend_name(cpu) == available_backends("cpu")[0]
+
+
+@pytest.mark.parametrize("name", ["test_vmamba", "test_mambavision"])
+def test_exported_program_runs_with_grad_and_matches_eager_gradients(name):
+    """The exported program runs with gradients enabled (its scan and route/merge are recorded in
+    their functional export form, without ``out=`` writes) and backpropagates the eager gradients."""
+    torch.manual_seed(0)
+    model = timm.create_model(name).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    program = torch.export.export(model, (x,))
+    targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert not [t for t in targets if t.endswith(".out")], targets
+    exported = program.module()
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), model(x), rtol=1e-4, atol=1e-4)
+    xg = x.clone().requires_grad_(True)
+    got = torch.autograd.grad(exported(xg).square().sum(), [xg])[0]
+    xe = x.clone().requires_grad_(True)
+    with use_backend("chunked"):
+        want = torch.autograd.grad(model(xe).square().sum(), [xe])[0]
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["test_vmamba", "test_mambavision"])
+def test_jit_trace_works_on_the_pure_pytorch_path(name):
+    """``torch.jit.trace`` with no backend chosen records the pure-PyTorch export form; the trace
+    reproduces the eager output."""
+    torch.manual_seed(0)
+    model = timm.create_model(name).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.warns(torch.jit.TracerWarning):  # shape checks become constants: the trace is for this size
+        traced = torch.jit.trace(model, (x,), check_trace=False)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_jit_trace_with_a_kernel_backend_points_to_torch_export():
+    pytest.importorskip("numba")
+    torch.manual_seed(0)
+    model = timm.create_model("test_vmamba", backend="numba").eval()
+    with pytest.raises(RuntimeError, match=r"torch\.jit\.trace records PyTorch operators only.*'numba'.*torch\.export"):
+        torch.jit.trace(model, (torch.randn(1, 3, 32, 32),), check_trace=False)

@@ -306,3 +306,33 @@ def test_interp_ss2d_intermediate_inputs_get_kernel_layout_gradients():
         if name in ("x", "delta"):  # channel-first inputs; the kernels work channel-last
             assert g.stride(-2) == 1 and a.stride(-2) != 1, f"d{name}: strides {g.stride()}"
     assert Bt == out.shape[0]
+
+
+# ----------------------------------------------------------------- the public entry points on CPU
+def test_interp_public_ops_take_backend_triton_on_cpu():
+    """Under the interpreter ``backend="triton"`` asked for by name runs on CPU tensors through the
+    public ops (values and gradients as the reference), and is never chosen automatically on CPU."""
+    import vision_ssm.ops as ops
+    from vision_ssm.ops.scan.registry import resolve_backend_name
+
+    cpu = torch.device("cpu")
+    assert "triton" not in ops.available_backends("cpu")
+    assert resolve_backend_name(cpu) != "triton"
+    assert resolve_backend_name(cpu, "triton") == "triton"
+    args = _scan_inputs(2, 4, 23, 2, 2, torch.float32)
+    with config_override(T=8, BD_fwd=4, BD_bwd=4):
+        got = ops.selective_scan(*args, delta_softplus=True, backend="triton")
+        with ops.use_backend("triton"):
+            again = ops.selective_scan(*args, delta_softplus=True)
+        want = selective_scan_reference(*args, delta_softplus=True)
+        g = torch.randn_like(want)
+        grads = _grads(got, args, g)
+    _close("out", got, want, 6e-4, 2e-3)
+    torch.testing.assert_close(again, got)
+    for i, (a, b) in enumerate(zip(grads, _grads(want, args, g))):
+        _close(f"grad {i}", a, b, 2e-3, 1e-2)
+    (x, delta, A, B, C, D, bias), dirs = _ss2d_args(family="hilbert", K=4, H=3, W=5)
+    with config_override(T=8, BD_fwd=4, BD_bwd=4):
+        got2 = ss2d_scan(x, delta, A, B, C, D, bias, dirs, backend="triton")
+    want2 = ss2d_scan(x, delta, A, B, C, D, bias, dirs, backend="reference")
+    _close("ss2d", got2, want2, 6e-4, 2e-3)

@@ -143,3 +143,31 @@ def test_tile_override_is_typed_and_nests():
             assert inner == _launch.TileOverride(T=4, nw_fwd=2, nw_bwd=1, ksplit=False)
         assert _launch._FORCED == outer
     assert _launch._FORCED == _launch.TileOverride() and _launch.use_ksplit(4) and not _launch.use_ksplit(1)
+
+
+def test_backend_triton_on_cpu_without_interpreter_says_how(monkeypatch):
+    """Without ``TRITON_INTERPRET=1``, ``backend="triton"`` on CPU is refused with a message naming the
+    variable (with it, the child process above runs the public ops on CPU)."""
+    pytest.importorskip("triton")
+    import torch
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    u = torch.randn(1, 2, 5)
+    with pytest.raises(RuntimeError, match=r"runs on \['cuda'\].*set TRITON_INTERPRET=1 before importing triton"):
+        ops.selective_scan(u, torch.rand(1, 2, 5), -torch.rand(2, 1), torch.randn(1, 1, 5), torch.randn(1, 1, 5),
+                           backend="triton")
+    assert "triton" not in ops.available_backends("cpu")
+
+
+def test_interpreter_switched_on_too_late_is_refused(monkeypatch):
+    """Kernels already compiled for CUDA in this process cannot run on CPU: the message says to set the
+    variable before importing triton."""
+    pytest.importorskip("triton")
+    import vision_ssm.ops.triton._fwd as kernels
+    from vision_ssm.ops.scan.builtin import triton_interpreter_devices
+
+    if type(kernels._scan_fwd_kernel).__name__ != "JITFunction":
+        pytest.skip("this process runs the interpreter")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    devices, hint = triton_interpreter_devices()
+    assert devices == () and "set it before importing triton" in hint

@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..geometry.route import recording_for_export
 from ..scan.prologue import run_with_core
+from .associative import _groups, associative_scan_core
 
 #: Chunk length used when ``chunk_size`` is not given: ``round(sqrt(L))`` clamped to this range.
 MIN_CHUNK, MAX_CHUNK = 16, 128
@@ -106,14 +108,6 @@ class _Layout:
     def state_in(self, h: Tensor) -> Tensor:
         """``(Bt, D, N)`` -> ``(Bt, G, N, Dg)``."""
         return h.reshape(self.Bt, self.G, self.Dg, self.N).transpose(2, 3).contiguous()
-
-
-def _groups(B: Tensor, C: Tensor, Dm: int) -> int:
-    gb = B.shape[1] if B.dim() == 4 else None
-    gc = C.shape[1] if C.dim() == 4 else None
-    if gb is not None and gc is not None and gb != gc:
-        return Dm
-    return gb or gc or 1
 
 
 def _local_end_states(a: Tensor, x: Tensor) -> Tensor:
@@ -251,6 +245,8 @@ class ChunkedScanFn(torch.autograd.Function):
 
 def _core(chunk_size: int | None):
     def core(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, return_last_state: bool):
+        if recording_for_export():  # the functional form (module .associative)
+            return associative_scan_core(u, dt, A, B, C)
         T = chunk_size or default_chunk_size(u.shape[-1])
         y, last = ChunkedScanFn.apply(u, dt, A, B, C, T)
         return y, last

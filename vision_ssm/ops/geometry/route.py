@@ -12,10 +12,56 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _disable_current_modes
 
 from .directions import DirectionSet
 
-__all__ = ["gather_directions", "merge", "route", "scatter_directions"]
+__all__ = ["gather_directions", "merge", "recording_for_export", "route", "scatter_directions"]
+
+
+def recording_for_export() -> bool:
+    """True while ``torch.export`` (hence ``torch.onnx.export(..., dynamo=True)``) or ``torch.jit.trace``
+    records the code, as opposed to eager runs and ``torch.compile``.
+
+    Ops that scatter with expanded index tensors (route/merge here) or write into preallocated
+    buffers (the ``chunked`` core) in eager mode then record a functional *export form*: plain
+    operators that autograd can differentiate in the exported program and that exporters do not fold
+    into constants as large as the activations. ``torch.compile`` keeps the eager forms.
+    """
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def _flat_index(dirs: DirectionSet, which: str) -> Tensor:
+    """``(K*L,)`` int64 index into a flattened ``(K*L)`` axis: ``k*L + dirs.<which>[k, t]`` (cached per set).
+
+    Built once, outside any tracing mode, so an exporter records one small constant per direction set.
+    """
+    if torch.compiler.is_dynamo_compiling():  # strict export: Dynamo traces the arithmetic on the constants
+        idx = getattr(dirs, which)
+        return (idx + torch.arange(dirs.K, device=idx.device)[:, None] * dirs.L).reshape(-1)
+    key = ("flat", which)
+    t = dirs._as.get(key)
+    if t is None:
+        with torch.inference_mode(False), _disable_current_modes():
+            idx = getattr(dirs, which)
+            t = (idx + torch.arange(dirs.K, device=idx.device)[:, None] * dirs.L).reshape(-1).contiguous()
+        dirs._as[key] = t
+    return t
+
+
+def _gather_flat(t: Tensor, dirs: DirectionSet, which: str) -> Tensor:
+    """Export form of a per-direction gather along ``L``: ``out[b, k, c, s] = t[b, k, c, dirs.<which>[k, s]]``.
+
+    ``t`` is ``(B, K, C, L)``; one ``index_select`` over the flattened ``(K*L)`` axis with a ``(K*L,)``
+    index, where ``torch.gather`` would need a ``(B, K, C, L)`` index that exporters fold into a
+    constant as large as the activations. A ``t`` broadcast over ``K`` (stride 0) is read once.
+    """
+    B, K, C, L = t.shape
+    if t.stride(1) == 0:
+        out = t[:, 0].index_select(2, getattr(dirs, which).reshape(-1))
+    else:
+        out = t.transpose(1, 2).reshape(B, C, K * L).index_select(2, _flat_index(dirs, which))
+    return out.view(B, C, K, L).transpose(1, 2)
 
 
 def _route_impl(x: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
@@ -24,12 +70,18 @@ def _route_impl(x: Tensor, dirs: DirectionSet, channels_last: bool) -> Tensor:
     if channels_last:  # one transposing copy of the map is cheaper than transposing the K routed copies
         x = x.permute(0, 3, 1, 2)
     B, D = x.shape[0], x.shape[1]
+    if recording_for_export():
+        return _gather_flat(x.reshape(B, 1, D, L).expand(B, K, D, L), dirs, "index").contiguous()
     flat = x.reshape(B, 1, D, L).expand(B, K, D, L)
     return flat.gather(3, idx[None, :, None, :].expand(B, K, D, L))
 
 
 def _merge_impl(y: Tensor, dirs: DirectionSet, channels_last: bool, scatter: bool | None = None) -> Tensor:
     B, K, D, L = y.shape
+    if recording_for_export():  # gathers (no scatter, no expanded index constants)
+        out = _gather_flat(y, dirs, "inverse").sum(1)
+        out = out.view(B, D, dirs.H, dirs.W)
+        return out.permute(0, 2, 3, 1).contiguous() if channels_last else out
     if scatter is None:  # CPU: index_add_ is fastest; elsewhere gathers avoid atomics (deterministic mode)
         scatter = y.device.type == "cpu"
     if scatter:
@@ -112,7 +164,10 @@ def route(x: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
     if hw != (dirs.H, dirs.W):
         layout = "(B, H, W, D)" if channels_last else "(B, D, H, W)"
         raise ValueError(f"route: x {layout} has H, W = {hw}, the direction set {dirs.name!r} is {dirs.H}x{dirs.W}")
-    return _Route.apply(x, _on_device(dirs, x.device), bool(channels_last))
+    dirs = _on_device(dirs, x.device)
+    if recording_for_export():  # plain differentiable ops (jit.trace cannot record a Function with a DirectionSet)
+        return _route_impl(x, dirs, bool(channels_last))
+    return _Route.apply(x, dirs, bool(channels_last))
 
 
 def merge(y: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
@@ -137,7 +192,10 @@ def merge(y: Tensor, dirs: DirectionSet, channels_last: bool = False) -> Tensor:
         raise ValueError(
             f"merge: y must be (B, K={dirs.K}, D, L={dirs.L}) for {dirs.name!r}, got {tuple(y.shape)}"
         )
-    return _Merge.apply(y, _on_device(dirs, y.device), bool(channels_last))
+    dirs = _on_device(dirs, y.device)
+    if recording_for_export():
+        return _merge_impl(y, dirs, bool(channels_last))
+    return _Merge.apply(y, dirs, bool(channels_last))
 
 
 def gather_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
@@ -154,8 +212,10 @@ def gather_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
     B, K, C, L = t.shape
     if K != dirs.K or L != dirs.L:
         raise ValueError(f"gather_directions: t must be (B, {dirs.K}, C, {dirs.L}), got {tuple(t.shape)}")
-    idx = _on_device(dirs, t.device).index
-    return t.gather(3, idx[None, :, None, :].expand(B, K, C, L))
+    dirs = _on_device(dirs, t.device)
+    if recording_for_export():
+        return _gather_flat(t, dirs, "index")
+    return t.gather(3, dirs.index[None, :, None, :].expand(B, K, C, L))
 
 
 def scatter_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
@@ -172,5 +232,7 @@ def scatter_directions(t: Tensor, dirs: DirectionSet) -> Tensor:
     B, K, C, L = t.shape
     if K != dirs.K or L != dirs.L:
         raise ValueError(f"scatter_directions: t must be (B, {dirs.K}, C, {dirs.L}), got {tuple(t.shape)}")
-    inv = _on_device(dirs, t.device).inverse
-    return t.gather(3, inv[None, :, None, :].expand(B, K, C, L))
+    dirs = _on_device(dirs, t.device)
+    if recording_for_export():
+        return _gather_flat(t, dirs, "inverse")
+    return t.gather(3, dirs.inverse[None, :, None, :].expand(B, K, C, L))

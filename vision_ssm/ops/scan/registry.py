@@ -51,6 +51,10 @@ class BackendSpec:
             generic route → scan → merge path when this backend is selected.
         pure_torch: Made of PyTorch operators only, so an exported graph carries the scan itself;
             the automatic policy uses only such backends in export mode.
+        explicit_devices: Optional ``"module:function"`` returning further device types the backend
+            runs on *only when asked for by name* (e.g. Triton's CPU interpreter under
+            ``TRITON_INTERPRET=1``), or a message saying how to enable them; never used by the
+            automatic policy or :func:`available_backends`.
     """
 
     name: str
@@ -64,6 +68,7 @@ class BackendSpec:
     intent_module: str | None = None
     ss2d_target: str | None = None
     pure_torch: bool = False
+    explicit_devices: str | None = None
     _fn: Callable | None = field(default=None, repr=False)
     _ss2d_fn: Callable | None = field(default=None, repr=False)
     _available: bool | None = field(default=None, repr=False)
@@ -103,6 +108,22 @@ class BackendSpec:
             except Exception as e:
                 return f"probe failed ({type(e).__name__}: {e}); {self.install_hint}"
         return None
+
+    def import_problem(self) -> str | None:
+        """Why the backend's packages cannot be imported (``None`` when they can); no device check."""
+        for mod in self.probe:
+            try:
+                importlib.import_module(mod)
+            except Exception as e:
+                return f"cannot import {mod} ({type(e).__name__}: {e}); {self.install_hint}"
+        return None
+
+    def explicit_device_types(self) -> tuple[tuple[str, ...], str]:
+        """``(device types, hint)`` usable when the backend is asked for by name (see ``explicit_devices``)."""
+        if self.explicit_devices is None:
+            return (), ""
+        module, func = self.explicit_devices.split(":")
+        return getattr(importlib.import_module(module), func)()
 
     def load(self) -> Callable:
         if self._fn is None:
@@ -194,10 +215,11 @@ def requested_backend(explicit: str | None = None) -> str | None:
 
 def export_mode() -> bool:
     """Whether the automatic policy must pick a pure-PyTorch backend: while ``torch.export`` traces
-    (``torch.onnx.export`` with ``dynamo=True`` included), or when timm's ``set_exportable(True)``
-    is on. The exported graph then holds the scan as ordinary operators, with no dependency on
-    numba, Triton, mamba-ssm or this library. An explicitly requested backend is still honoured."""
-    if torch.compiler.is_exporting():
+    (``torch.onnx.export`` with ``dynamo=True`` included) or ``torch.jit.trace`` records, or when
+    timm's ``set_exportable(True)`` is on. The exported graph then holds the scan as ordinary
+    operators, with no dependency on numba, Triton, mamba-ssm or this library. An explicitly requested
+    backend is still honoured."""
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
         return True
     try:
         from timm.layers import is_exportable
@@ -222,14 +244,27 @@ def resolve_backend(device: torch.device, explicit: str | None = None) -> tuple[
     dev = device.type
     if name is not None and name != "auto":
         spec = get_backend_spec(name)
+        extra, hint = spec.explicit_device_types() if dev not in spec.devices else ((), "")
+        if dev in extra:  # e.g. Triton's interpreter on CPU: only the packages need to import
+            problem = spec.import_problem()
+            if problem is not None:
+                raise RuntimeError(f"selective-scan backend {name!r} is not available: {problem}")
+            return name, spec.load()
         if dev not in spec.devices:
             raise RuntimeError(
                 f"selective-scan backend {name!r} runs on {list(spec.devices)}, "
                 f"but the inputs are on {dev!r}. Use another backend, e.g. one of "
-                f"{available_backends(dev)}."
+                f"{available_backends(dev)}." + (f" {hint}" if hint else "")
             )
         if not spec.is_available():
             raise RuntimeError(f"selective-scan backend {name!r} is not available: {spec.unavailable_reason}")
+        if torch.jit.is_tracing() and not spec.pure_torch:
+            raise RuntimeError(
+                f"torch.jit.trace records PyTorch operators only, and selective-scan backend {name!r} runs "
+                f"outside them. Trace with a pure-PyTorch backend (use_backend('chunked'), or no backend choice: "
+                f"the automatic policy then picks one), or use torch.export.export / "
+                f"torch.onnx.export(..., dynamo=True), which keep {name!r} as a custom op where it has one."
+            )
         return name, spec.load()
     names = available_backends(dev)
     _warn_skipped(dev, names[0] if names else None)
