@@ -166,3 +166,19 @@ def test_grad_accumulation_matches_a_larger_batch(tiny, tmp_path):
     a, b = load_file(tmp_path / "a" / "last.safetensors"), load_file(tmp_path / "b" / "last.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_command_line_over_yaml(tmp_path):
+    from vision_ssm.tasks.classification_config import config_from_args, load_config_file
+
+    y = tmp_path / "p.yaml"
+    y.write_text("model: test_vmamba\nepochs: 7\nlr: 0.004\nmodel_ema: true\nscale: [0.5, 1.0]\n")
+    cfg = config_from_args(["--config", str(y), "--epochs", "3", "--no-aug", "--no-model-ema", "--amp", "none",
+                            "--model-kwargs", '{"dims": 32}'])
+    assert (cfg.model, cfg.epochs, cfg.lr, cfg.model_ema, cfg.no_aug, cfg.amp) == ("test_vmamba", 3, 0.004, False,
+                                                                                     True, None)
+    assert cfg.scale == [0.5, 1.0] and cfg.model_kwargs == {"dims": 32}
+    assert config_from_args([]).no_aug is False
+    y.write_text("modle: x\n")
+    with pytest.raises(ValueError, match="unknown keys \\['modle'\\]"):
+        load_config_file(y)

@@ -196,7 +196,7 @@ def _parse_type(annotation: str):
 def build_arg_parser(description: str = "") -> argparse.ArgumentParser:
     """An ``argparse`` parser with ``--config`` and one flag per config field (``--batch-size`` ...).
 
-    Booleans are ``--flag`` / ``--no-flag``; dicts and lists take JSON (``--model-kwargs '{"dims": 32}'``);
+    Booleans are ``--flag`` / ``--no-flag`` (fields named ``no_*``, like ``no_aug``, are a plain ``--no-aug``); dicts and lists take JSON (``--model-kwargs '{"dims": 32}'``);
     ``--amp none`` (or any field set to ``none``) means ``None``. Unset flags stay ``argparse.SUPPRESS`` so a
     YAML preset can fill them.
     """
@@ -207,7 +207,10 @@ def build_arg_parser(description: str = "") -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         kind = _parse_type(str(f.type))
         help_ = f"(default: {f.default if f.default is not dataclasses.MISSING else f.default_factory()})"
-        if kind == "bool":
+        if kind == "bool" and name.startswith("no_"):
+            # BooleanOptionalAction would read "--no-aug" as "aug off" = no_aug False: a plain switch instead
+            p.add_argument(flag, dest=name, action="store_const", const=True, default=argparse.SUPPRESS, help=help_)
+        elif kind == "bool":
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                            help=help_)
         else:
