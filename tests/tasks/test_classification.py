@@ -182,3 +182,18 @@ def test_command_line_over_yaml(tmp_path):
     y.write_text("modle: x\n")
     with pytest.raises(ValueError, match="unknown keys \\['modle'\\]"):
         load_config_file(y)
+
+
+def test_presets_load_and_name_registered_models():
+    import timm
+    from paths import REPO
+
+    from vision_ssm.tasks.classification_config import load_config_file
+
+    presets = sorted((REPO / "examples" / "classification" / "configs").glob("*.yaml"))
+    assert len(presets) >= 10
+    for path in presets:
+        cfg = ClassificationConfig(**load_config_file(path))
+        assert timm.is_model(cfg.model), (path.name, cfg.model)
+        if path.stem != "digits":
+            assert path.stem == cfg.model and 80.0 < cfg.published_top1 < 90.0, path.name

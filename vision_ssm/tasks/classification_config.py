@@ -196,7 +196,8 @@ def _parse_type(annotation: str):
 def build_arg_parser(description: str = "") -> argparse.ArgumentParser:
     """An ``argparse`` parser with ``--config`` and one flag per config field (``--batch-size`` ...).
 
-    Booleans are ``--flag`` / ``--no-flag`` (fields named ``no_*``, like ``no_aug``, are a plain ``--no-aug``); dicts and lists take JSON (``--model-kwargs '{"dims": 32}'``);
+    Booleans are ``--flag`` / ``--no-flag`` (fields named ``no_*``, like ``no_aug``, are a plain ``--no-aug``);
+    dicts and lists take JSON (``--model-kwargs '{"dims": 32}'``);
     ``--amp none`` (or any field set to ``none``) means ``None``. Unset flags stay ``argparse.SUPPRESS`` so a
     YAML preset can fill them.
     """
