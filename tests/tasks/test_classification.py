@@ -36,7 +36,7 @@ def _rows(path):
 def test_digits_short_schedule_learns(digits, tmp_path):
     """A shortened digits schedule (2 epochs at 16x16) ends far above chance (10 %) on the held-out split."""
     cfg = ClassificationConfig(data_root=str(digits), output=str(tmp_path), epochs=2, batch_size=32, lr=2e-3,
-                               warmup_epochs=0, **FAST)
+                               warmup_epochs=0, eval_every=0, **FAST)
     res = train(cfg)
     assert res["num_classes"] == 10 and res["world_size"] == 1
     assert res["top1"] > 60.0, res["history"]
@@ -45,7 +45,7 @@ def test_digits_short_schedule_learns(digits, tmp_path):
                  "config.yaml"):
         assert (tmp_path / name).is_file(), name
     rows = _rows(tmp_path / "log.csv")
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and rows[0]["top1"] == "" and rows[1]["top1"]
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     # validate.py's function reproduces the last evaluation from the saved weights
     m = validate(dataclasses.replace(cfg, val_batch_size=64), tmp_path / "last.safetensors")
@@ -60,8 +60,15 @@ def _resume_cfg(tiny, out):
                                 model_kwargs={"drop_path_rate": 0.1}, clip_grad=5.0, **FAST)
 
 
-def test_resume_continues_identically(tiny, tmp_path, monkeypatch):
-    full = train(_resume_cfg(tiny, tmp_path / "full"))
+@pytest.fixture(scope="module")
+def full_run(tiny, tmp_path_factory):
+    """A 2-epoch run with every source of randomness on (also the fine-tuning source)."""
+    out = tmp_path_factory.mktemp("full")
+    return out, train(_resume_cfg(tiny, out))
+
+
+def test_resume_continues_identically(tiny, full_run, tmp_path, monkeypatch):
+    full_dir, full = full_run
 
     real = cls_task.write_log_csv
 
@@ -77,7 +84,7 @@ def test_resume_continues_identically(tiny, tmp_path, monkeypatch):
     resumed = train(dataclasses.replace(_resume_cfg(tiny, tmp_path / "part"), resume=True))
 
     for name in ("last.safetensors", "last_ema.safetensors"):
-        a, b = load_file(tmp_path / "full" / name), load_file(tmp_path / "part" / name)
+        a, b = load_file(full_dir / name), load_file(tmp_path / "part" / name)
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), (name, k)
@@ -90,13 +97,12 @@ def test_resume_without_state_is_a_clear_error(tiny, tmp_path):
         train(dataclasses.replace(_resume_cfg(tiny, tmp_path), resume=True))
 
 
-def test_finetune_loads_backbone_and_puts_a_new_head(tiny, tmp_path):
-    src = ClassificationConfig(data_root=str(tiny), output=str(tmp_path / "src"), epochs=1, batch_size=16, **FAST)
-    train(src)
-    ckpt = load_file(tmp_path / "src" / "last.safetensors")
+def test_finetune_loads_backbone_and_puts_a_new_head(tiny, full_run, tmp_path):
+    src = full_run[0] / "last.safetensors"  # 10 classes
+    ckpt = load_file(src)
     three = digits_subset(tiny, tmp_path / "three", 8, 2, classes=(0, 1, 2))
-    ft = dataclasses.replace(src, data_root=str(three), output=str(tmp_path / "ft"),
-                             finetune=str(tmp_path / "src" / "last.safetensors"))
+    ft = ClassificationConfig(data_root=str(three), output=str(tmp_path / "ft"), epochs=1, batch_size=16,
+                              finetune=str(src), **FAST)
     model = build_model(ft, num_classes=3)
     assert model.num_classes == 3 and model.get_classifier().out_features == 3
     state = model.state_dict()

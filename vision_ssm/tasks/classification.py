@@ -179,6 +179,9 @@ def train(cfg: ClassificationConfig) -> dict:
         if cfg.grad_checkpointing:
             model.set_grad_checkpointing(True)
         if cfg.sync_bn and info.distributed:
+            if info.device.type == "cpu":
+                raise ValueError("sync_bn=True needs GPUs (torch's SyncBatchNorm does not run on CPU); got device "
+                                 f"{info.device}")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(info.device)
         if cfg.channels_last:
