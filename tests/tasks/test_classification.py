@@ -152,6 +152,8 @@ def test_lr_scales_with_global_batch():
 def test_bad_inputs_are_named(tmp_path, tiny):
     with pytest.raises(FileNotFoundError, match="data_root"):
         train(ClassificationConfig(data_root=str(tmp_path / "nope"), output=str(tmp_path / "o"), **FAST))
+    with pytest.raises(FileNotFoundError, match="split folder"):
+        train(ClassificationConfig(data_root=str(tiny / "train"), output=str(tmp_path / "o"), **FAST))
     with pytest.raises(ValueError, match="amp"):
         ClassificationConfig(amp="fp8")
     with pytest.raises(ValueError, match="batch_size must be even"):

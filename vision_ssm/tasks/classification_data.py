@@ -61,6 +61,10 @@ def build_dataset(cfg: ClassificationConfig, split: str, is_training: bool):
     if not cfg.dataset and not Path(cfg.data_root).is_dir():
         raise FileNotFoundError(f"data_root={cfg.data_root!r} is not a folder (expected an ImageFolder with "
                                 f"{cfg.train_split!r}/ and {cfg.val_split!r}/ class sub-folders)")
+    if not cfg.dataset and not (Path(cfg.data_root) / split).is_dir():
+        # timm would fall back to data_root itself: train and val would silently be the same images
+        raise FileNotFoundError(f"split folder {str(Path(cfg.data_root) / split)!r} does not exist (data_root must "
+                                f"hold {cfg.train_split!r}/ and {cfg.val_split!r}/ with one sub-folder per class)")
     ds = create_dataset(cfg.dataset, root=cfg.data_root, split=split, is_training=is_training, download=False)
     if len(ds) == 0:
         raise ValueError(f"split {split!r} of data_root={cfg.data_root!r} holds no image")
