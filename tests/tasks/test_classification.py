@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fnmatch
+import shutil
 
 import pytest
 import torch
@@ -24,8 +25,17 @@ def digits(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(digits, tmp_path_factory):
-    """10 classes x 8 train / 2 val images."""
-    return digits_subset(digits, tmp_path_factory.mktemp("tiny") / "d", 8, 2)
+    """10 classes x 4 train / 1 val images."""
+    return digits_subset(digits, tmp_path_factory.mktemp("tiny") / "d", 4, 1)
+
+
+@pytest.fixture(scope="module")
+def short(digits, tmp_path_factory):
+    """500 training images (50 per class) and the full held-out split (359)."""
+    src = digits_subset(digits, tmp_path_factory.mktemp("short") / "d", 50, 0)
+    shutil.rmtree(src / "val")
+    shutil.copytree(digits / "val", src / "val")
+    return src
 
 
 def _rows(path):
@@ -33,13 +43,14 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-def test_digits_short_schedule_learns(digits, tmp_path):
-    """A shortened digits schedule (2 epochs at 16x16) ends far above chance (10 %) on the held-out split."""
-    cfg = ClassificationConfig(data_root=str(digits), output=str(tmp_path), epochs=2, batch_size=32, lr=2e-3,
+def test_digits_short_schedule_learns(short, tmp_path):
+    """A shortened digits schedule (500 images, 2 epochs at 16x16) ends far above chance (10 %) on the held-out
+    split (the full schedule, 1,438 images x 10 epochs at 32x32, is measured in docs/tasks/classification.md)."""
+    cfg = ClassificationConfig(data_root=str(short), output=str(tmp_path), epochs=2, batch_size=32, lr=3e-3,
                                warmup_epochs=0, eval_every=0, **FAST)
     res = train(cfg)
     assert res["num_classes"] == 10 and res["world_size"] == 1
-    assert res["top1"] > 60.0, res["history"]
+    assert res["top1"] > 50.0, res["history"]
     assert res["top5"] >= res["top1"]
     for name in ("last.safetensors", "best.safetensors", "best.json", "last_state.pt", "log.csv", "curves.png",
                  "config.yaml"):
@@ -55,7 +66,7 @@ def test_digits_short_schedule_learns(digits, tmp_path):
 
 def _resume_cfg(tiny, out):
     # every source of randomness on: augmentation, mixup/cutmix (numpy), drop path (torch), EMA, shuffle
-    return ClassificationConfig(data_root=str(tiny), output=str(out), epochs=2, batch_size=16, lr=2e-3,
+    return ClassificationConfig(data_root=str(tiny), output=str(out), epochs=2, batch_size=8, lr=2e-3,
                                 mixup=0.8, cutmix=1.0, model_ema=True, model_ema_decay=0.9,
                                 model_kwargs={"drop_path_rate": 0.1}, clip_grad=5.0, **FAST)
 
@@ -100,8 +111,8 @@ def test_resume_without_state_is_a_clear_error(tiny, tmp_path):
 def test_finetune_loads_backbone_and_puts_a_new_head(tiny, full_run, tmp_path):
     src = full_run[0] / "last.safetensors"  # 10 classes
     ckpt = load_file(src)
-    three = digits_subset(tiny, tmp_path / "three", 8, 2, classes=(0, 1, 2))
-    ft = ClassificationConfig(data_root=str(three), output=str(tmp_path / "ft"), epochs=1, batch_size=16,
+    three = digits_subset(tiny, tmp_path / "three", 4, 1, classes=(0, 1, 2))
+    ft = ClassificationConfig(data_root=str(three), output=str(tmp_path / "ft"), epochs=1, batch_size=8,
                               finetune=str(src), **FAST)
     model = build_model(ft, num_classes=3)
     assert model.num_classes == 3 and model.get_classifier().out_features == 3
@@ -157,20 +168,20 @@ def test_bad_inputs_are_named(tmp_path, tiny):
     with pytest.raises(ValueError, match="amp"):
         ClassificationConfig(amp="fp8")
     with pytest.raises(ValueError, match="batch_size must be even"):
-        train(ClassificationConfig(data_root=str(tiny), output=str(tmp_path / "o"), batch_size=15, mixup=0.8,
+        train(ClassificationConfig(data_root=str(tiny), output=str(tmp_path / "o"), batch_size=7, mixup=0.8,
                                    **FAST))
     with pytest.raises(ValueError, match="fewer than one global batch"):
-        train(ClassificationConfig(data_root=str(tiny), output=str(tmp_path / "o"), batch_size=128, **FAST))
+        train(ClassificationConfig(data_root=str(tiny), output=str(tmp_path / "o"), batch_size=64, **FAST))
 
 
 def test_grad_accumulation_matches_a_larger_batch(tiny, tmp_path):
-    """2 micro-batches of 8 + accumulation give the same update as one batch of 16 (LayerNorm model, no aug)."""
+    """2 micro-batches of 4 + accumulation give the same update as one batch of 8 (LayerNorm model, no aug)."""
     base = dict(model="test_vmamba", model_kwargs={"drop_path_rate": 0.0}, no_aug=True, smoothing=0.0,
                 img_size=16, crop_pct=1.0, workers=0, progress=False, epochs=1, val_split="", lr=1e-3,
                 sched="cosine", warmup_epochs=0, data_root=str(tiny))
-    train(ClassificationConfig(output=str(tmp_path / "a"), batch_size=16, **base))
-    # the sampler's order is the same; micro-batches 2k, 2k+1 of size 8 cover global batch k of size 16
-    train(ClassificationConfig(output=str(tmp_path / "b"), batch_size=8, accum_steps=2, **base))
+    train(ClassificationConfig(output=str(tmp_path / "a"), batch_size=8, **base))
+    # the sampler's order is the same; micro-batches 2k, 2k+1 of size 4 cover global batch k of size 8
+    train(ClassificationConfig(output=str(tmp_path / "b"), batch_size=4, accum_steps=2, **base))
     a, b = load_file(tmp_path / "a" / "last.safetensors"), load_file(tmp_path / "b" / "last.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
