@@ -89,6 +89,8 @@ class DetectionConfig:
         ir_jitter: IR gain/offset jitter strength (0: off).
         amp: Mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU).
         resume: Continue from ``output/last_state.pt``.
+        stop_after_epochs: End this invocation after this many epochs (the schedule still spans ``epochs``;
+            continue with ``resume=True``), e.g. to fit a job time limit.
         output: Output folder.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         seed: Seed of the weights, the shuffling and the augmentation.
@@ -134,6 +136,7 @@ class DetectionConfig:
     ir_jitter: float = 0.1
     amp: bool = False
     resume: bool = False
+    stop_after_epochs: int | None = None
     output: str = "runs/fusion_mamba"
     device: str = "cpu"
     seed: int = 0
@@ -363,7 +366,8 @@ def train(cfg: DetectionConfig, train_set: Dataset | None = None, val_set: Datas
         print(f"resumed from {state_path} at epoch {start}/{cfg.epochs}")
 
     res: dict = {}
-    for epoch in range(start, cfg.epochs):
+    stop = cfg.epochs if not cfg.stop_after_epochs else min(cfg.epochs, start + cfg.stop_after_epochs)
+    for epoch in range(start, stop):
         model.train()
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
@@ -410,10 +414,9 @@ def train(cfg: DetectionConfig, train_set: Dataset | None = None, val_set: Datas
         _save_weights(model, out / "last.safetensors")
         torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                     "epoch": epoch, "history": history, "best": best}, state_path)
-        if True:
-            extra = f", mAP50 {100 * rec['map50']:.1f}" if "map50" in rec else ""
-            print(f"epoch {epoch + 1}/{cfg.epochs} ({cfg.modality}): loss {rec['loss']:.4f}{extra} "
-                  f"[{rec['seconds']:.0f}s]")
+        extra = f", mAP50 {100 * rec['map50']:.1f}" if "map50" in rec else ""
+        print(f"epoch {epoch + 1}/{cfg.epochs} ({cfg.modality}): loss {rec['loss']:.4f}{extra} "
+              f"[{rec['seconds']:.0f}s]", flush=True)
     if res:
         _write_results(out, res, history)
     elif history:
