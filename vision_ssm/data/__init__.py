@@ -1,7 +1,14 @@
 """Task datasets used by the recipes."""
 from .anomaly_folders import AnomalyDataset, list_classes
 from .anomaly_synthetic import write_tiny_dataset
-from .rgbir_detection import RGBIRDetectionDataset, build_rgbir_dataset, coco_rgbir, collate_pairs, voc_rgbir, yolo_rgbir
+from .rgbir_detection import (
+            RGBIRDetectionDataset,
+            build_rgbir_dataset,
+            coco_rgbir,
+            collate_pairs,
+            voc_rgbir,
+            yolo_rgbir,
+)
 from .rgbir_synthetic import SyntheticRGBIR
 from .rgbir_transforms import default_train_transforms
 from .texture_demo import build_texture_demo
