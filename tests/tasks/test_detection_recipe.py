@@ -44,7 +44,7 @@ def test_loss_decreases_and_the_library_evaluation_gives_an_map(tmp_path):
 
 
 def test_resume_continues_to_the_same_weights(tmp_path):
-    data = SyntheticRGBIR(8, 64, seed=3, transform=Compose([RandomHorizontalFlip()]))
+    data = SyntheticRGBIR(4, 64, seed=3, transform=Compose([RandomHorizontalFlip()]))
     cfg = dict(TINY, epochs=2)
     train(DetectionConfig(**cfg, output=str(tmp_path / "a")), data)
     first = train(DetectionConfig(**cfg, output=str(tmp_path / "b"), stop_after_epochs=1), data)
