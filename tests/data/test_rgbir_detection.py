@@ -14,6 +14,7 @@ from vision_ssm.data.rgbir_transforms import (
     RandomHorizontalFlip,
     RandomResize,
     RandomVerticalFlip,
+    RandomZoom,
     Resize,
     default_train_transforms,
 )
@@ -117,14 +118,16 @@ def _bright_box(img: torch.Tensor) -> list[float]:
 
 
 @pytest.mark.parametrize("transform", [RandomHorizontalFlip(1.0), RandomVerticalFlip(1.0), Resize(80),
-                                       RandomResize((0.6, 1.6)),
+                                       RandomResize((0.6, 1.6)), RandomZoom((0.6, 0.6)), RandomZoom((1.4, 1.4)),
                                        Compose([RandomHorizontalFlip(1.0), RandomVerticalFlip(1.0),
                                                 RandomResize((1.5, 1.5))])])
 def test_geometry_moves_both_images_and_the_boxes_together(tmp_path, transform):
     write_yolo(tmp_path)
     ds = yolo_rgbir(tmp_path, "train", ir_channels=1)
     rgb, ir, t = transform(ds.load(1), torch.Generator().manual_seed(3))   # one object per image
-    assert rgb.shape[-2:] == ir.shape[-2:]
+    assert rgb.shape[-2:] == ir.shape[-2:] and t["boxes"].shape == (1, 4)
+    if isinstance(transform, RandomZoom):
+        assert rgb.shape[-2:] == ds.load(1)[0].shape[-2:]
     box = t["boxes"][0].tolist()
     for img in (rgb, ir):
         assert _bright_box(img) == pytest.approx(box, abs=1.5)

@@ -8,8 +8,9 @@ Every transform is a callable ``t(sample, g) -> sample`` on a :data:`PairSample`
 * ``g`` a :class:`torch.Generator` that draws every random choice, so a sample's augmentation is reproducible
   (the datasets seed it from the sample index and the epoch).
 
-Geometric transforms (flips, resizing) change both images and the boxes together; photometric ones (colour
-jitter) touch only the modality they name. Resizing never crops, so no box is ever lost.
+Geometric transforms (flips, resizing, zoom) change both images and the boxes together; photometric ones (colour
+jitter) touch only the modality they name. Flips and resizing never lose a box; :class:`RandomZoom` keeps every
+box whenever the boxes fit in its window.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ __all__ = [
     "RandomHorizontalFlip",
     "RandomResize",
     "RandomVerticalFlip",
+    "RandomZoom",
     "Resize",
     "check_sample",
     "default_train_transforms",
@@ -163,6 +165,61 @@ class RandomResize:
         return f"RandomResize(scale={self.scale})"
 
 
+class RandomZoom:
+    """Zoom both images and the boxes by one factor drawn from ``scale``, keeping the image size: below 1 the
+    scaled pair is pasted at a random place on a zero canvas; above 1 a window of the scaled pair is cut out,
+    placed so that every box stays inside when the boxes fit in the window (otherwise boxes are clipped to it and
+    those left with no area are removed: the only case in which a box is dropped). This is the scale augmentation
+    that survives the detector's own resizing to its input size."""
+
+    def __init__(self, scale: tuple[float, float] = (0.75, 1.25)):
+        lo, hi = scale
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale}")
+        self.scale = (float(lo), float(hi))
+
+    def __call__(self, sample: PairSample, g: torch.Generator) -> PairSample:
+        h0, w0 = sample[0].shape[-2:]
+        s = _uniform(g, *self.scale)
+        rgb, ir, t = _resize_pair(sample, max(1, round(h0 * s)), max(1, round(w0 * s)))
+        h, w = rgb.shape[-2:]
+        boxes, labels = t["boxes"], t["labels"]
+        if h <= h0 and w <= w0:
+            x0, y0 = round(_uniform(g, 0, w0 - w)), round(_uniform(g, 0, h0 - h))
+            out = [torch.zeros(x.shape[0], h0, w0, dtype=x.dtype) for x in (rgb, ir)]
+            for o, x in zip(out, (rgb, ir)):
+                o[:, y0:y0 + h, x0:x0 + w] = x
+            shift = torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
+            return out[0], out[1], {**t, "boxes": boxes + shift}
+        ch, cw = min(h, h0), min(w, w0)
+        lo_x, lo_y, hi_x, hi_y = 0.0, 0.0, float(w - cw), float(h - ch)
+        if len(boxes):   # keep every box inside the window when they fit
+            bx1, by1, bx2, by2 = (float(v) for v in (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(),
+                                                       boxes[:, 3].max()))
+            if bx2 - bx1 <= cw and by2 - by1 <= ch:
+                lo_x, hi_x = max(lo_x, bx2 - cw), min(hi_x, bx1)
+                lo_y, hi_y = max(lo_y, by2 - ch), min(hi_y, by1)
+        x0, y0 = int(_uniform(g, lo_x, hi_x)), int(_uniform(g, lo_y, hi_y))
+        rgb, ir = rgb[:, y0:y0 + ch, x0:x0 + cw], ir[:, y0:y0 + ch, x0:x0 + cw]
+        b = boxes - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
+        b[:, 0::2] = b[:, 0::2].clamp(0, cw)
+        b[:, 1::2] = b[:, 1::2].clamp(0, ch)
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        rgb, ir, t = (rgb, ir, {**t, "boxes": b[keep], "labels": labels[keep]})
+        if (ch, cw) != (h0, w0):   # one side was smaller than the original: pad it
+            return self._pad((rgb, ir, t), h0, w0)
+        return rgb, ir, t
+
+    @staticmethod
+    def _pad(sample: PairSample, h0: int, w0: int) -> PairSample:
+        rgb, ir, t = sample
+        h, w = rgb.shape[-2:]
+        return F.pad(rgb, (0, w0 - w, 0, h0 - h)), F.pad(ir, (0, w0 - w, 0, h0 - h)), t
+
+    def __repr__(self) -> str:
+        return f"RandomZoom(scale={self.scale})"
+
+
 def _grey(rgb: Tensor) -> Tensor:
     return (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
 
@@ -207,7 +264,7 @@ class IntensityJitterIR:
 
 def default_train_transforms(hflip: float = 0.5, vflip: float = 0.0, scale: tuple[float, float] | None = (0.75, 1.25),
                              color_jitter: float = 0.3, ir_jitter: float = 0.1) -> Compose:
-    """The recipe's training augmentation: flips and a random scale shared by both images and the boxes, colour
+    """The recipe's training augmentation: flips and a random zoom shared by both images and the boxes, colour
     jitter on RGB and a gain/offset jitter on IR (each set to 0 / ``None`` to switch it off)."""
     ts: list[PairTransform] = []
     if hflip:
@@ -215,7 +272,7 @@ def default_train_transforms(hflip: float = 0.5, vflip: float = 0.0, scale: tupl
     if vflip:
         ts.append(RandomVerticalFlip(vflip))
     if scale is not None and tuple(scale) != (1.0, 1.0):
-        ts.append(RandomResize(tuple(scale)))
+        ts.append(RandomZoom(tuple(scale)))
     if color_jitter:
         ts.append(ColorJitterRGB(color_jitter, color_jitter, 1.5 * color_jitter))
     if ir_jitter:
