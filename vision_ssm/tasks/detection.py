@@ -84,7 +84,7 @@ class DetectionConfig:
         clip_grad: Gradient-norm clip (``None``/0: off).
         hflip: Horizontal-flip probability.
         vflip: Vertical-flip probability.
-        scale: Random zoom range applied to both images (:class:`~vision_ssm.data.rgbir_transforms.RandomZoom`; ``None``: off).
+        scale: Random zoom range applied to both images (``RandomZoom``; ``None``: off).
         color_jitter: RGB colour jitter strength (0: off).
         ir_jitter: IR gain/offset jitter strength (0: off).
         amp: Mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU).
