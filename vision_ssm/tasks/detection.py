@@ -331,15 +331,18 @@ def train(cfg: DetectionConfig, train_set: Dataset | None = None, val_set: Datas
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    if train_set is None:
-        probe = build_detector(cfg, 1)
-        train_set, val_set = build_datasets(cfg, probe.ir_chans)
-        del probe
+    from_cfg = train_set is None
+    if from_cfg:   # the IR channel count is set to the model's once it is built
+        train_set, val_set = build_datasets(cfg, int(cfg.model_kwargs.get("ir_chans", 3)))
     names = list(getattr(train_set, "class_names", None) or cfg.class_names or [])
     if not names:
         raise ValueError("the training set has no class_names; pass cfg.class_names")
     torch.manual_seed(cfg.seed)
     model = build_detector(cfg, len(names)).to(device)
+    if from_cfg:
+        for ds in (train_set, val_set):
+            if ds is not None:
+                ds.ir_channels = model.ir_chans
     _check_dataset(train_set, model, len(names), "training")
     if val_set is not None:
         _check_dataset(val_set, model, len(names), "evaluation")
