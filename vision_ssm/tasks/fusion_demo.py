@@ -47,7 +47,8 @@ def add_fusion_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune-seed", type=int, default=1, help="generator seed of the tuning set")
     p.add_argument("--test-seed", type=int, default=2, help="generator seed of the reported test set")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and augmentation")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch and of the numba scan (default: theirs; use 1 on a busy machine)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
@@ -76,7 +77,7 @@ def run_fusion_demo(args: argparse.Namespace) -> dict:
     from .detection import DetectionConfig, evaluate, train
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        _set_threads(args.threads)
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
     out = Path(args.output)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -124,6 +125,18 @@ def run_fusion_demo(args: argparse.Namespace) -> dict:
               f"above each single modality -> fused {100 * t['fused_map50_test']:.1f}, margin "
               f"{100 * t['margin_test']:.1f}: {'met' if t['met'] else 'NOT met'}")
     return summary
+
+
+def _set_threads(n: int) -> None:
+    """Set torch's and numba's CPU threads (numba's worker threads oversubscribe a busy machine badly)."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import numba
+    except ModuleNotFoundError:
+        return
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def _load_last(cfg, num_classes: int):
