@@ -24,7 +24,7 @@ from pathlib import Path
 __all__ = ["DEMO_DEFAULTS", "TARGETS", "add_fusion_demo_arguments", "run_fusion_demo"]
 
 #: Training settings of the demo (chosen on the tuning set).
-DEMO_DEFAULTS = {"epochs": 4, "batch_size": 4, "lr": 3e-3, "n_train": 96, "n_eval": 64, "image_size": 64,
+DEMO_DEFAULTS = {"epochs": 8, "batch_size": 4, "lr": 3e-3, "n_train": 96, "n_eval": 64, "image_size": 64,
                  "fpn_channels": 64, "head_convs": 2}
 #: The fused detector's mAP50 floor and its margin over each single-modality detector.
 TARGETS = {"fused_map50": 0.5, "margin": 0.1}
