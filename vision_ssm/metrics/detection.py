@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-__all__ = ["DetectionEvaluator", "coco_map"]
+__all__ = ["DetectionEvaluator", "coco_map", "require_pycocotools"]
 
 
-def _require_pycocotools():
+def require_pycocotools():
+    """Import pycocotools' ``COCO`` and ``COCOeval``, or raise a ``ModuleNotFoundError`` naming the extra."""
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -52,7 +53,7 @@ def coco_map(predictions: Sequence[dict], targets: Sequence[dict], num_classes: 
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"class_names has {len(names)} names for num_classes={num_classes}")
-    COCO, COCOeval = _require_pycocotools()
+    COCO, COCOeval = require_pycocotools()
     images, anns, dets = [], [], []
     num_gt = np.zeros(num_classes, np.int64)
     for img_id, (p, t) in enumerate(zip(predictions, targets)):

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.rgbir_detection import build_rgbir_dataset, collate_pairs
 from ..data.rgbir_transforms import default_train_transforms
-from ..metrics.detection import DetectionEvaluator
+from ..metrics.detection import DetectionEvaluator, require_pycocotools
 from ..models.fusion_mamba_detector import FusionMambaDetector, fusion_mamba_detector
 
 __all__ = [
@@ -334,6 +334,8 @@ def train(cfg: DetectionConfig, train_set: Dataset | None = None, val_set: Datas
     from_cfg = train_set is None
     if from_cfg:   # the IR channel count is set to the model's once it is built
         train_set, val_set = build_datasets(cfg, int(cfg.model_kwargs.get("ir_chans", 3)))
+    if val_set is not None:
+        require_pycocotools()   # fail before training, not after it
     names = list(getattr(train_set, "class_names", None) or cfg.class_names or [])
     if not names:
         raise ValueError("the training set has no class_names; pass cfg.class_names")

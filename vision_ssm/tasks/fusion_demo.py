@@ -73,6 +73,9 @@ def run_fusion_demo(args: argparse.Namespace) -> dict:
     import torch
 
     from ..data.rgbir_synthetic import SyntheticRGBIR
+    from ..metrics.detection import require_pycocotools
+
+    require_pycocotools()   # the evaluation needs it: fail before training, not after it
     from ..data.rgbir_transforms import Compose, RandomHorizontalFlip
     from .detection import DetectionConfig, evaluate, train
 
