@@ -16,7 +16,7 @@ ALLOWED = {
     "data": {"data", "ops"},
     "metrics": {"metrics", "ops"},
     "viz": {"viz", "ops"},
-    "tasks": {"ops", "layers", "models", "data", "metrics", "tasks"},
+    "tasks": {"ops", "layers", "models", "data", "metrics", "viz", "tasks"},
 }
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m vision_ssm [info|demo|convert] ...``."""
+"""Command line: ``python -m vision_ssm [info|demo|demo-fusion|convert] ...``."""
 from __future__ import annotations
 
 import argparse
@@ -86,12 +86,27 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fusion_demo_parser(sub) -> None:
+    from vision_ssm.tasks.fusion_demo import add_fusion_demo_arguments
+
+    p = sub.add_parser("demo-fusion", help="train Fusion-Mamba on generated RGB-IR pairs: fused vs RGB vs IR (CPU)")
+    add_fusion_demo_arguments(p)
+
+
+def _demo_fusion(args: argparse.Namespace) -> int:
+    from vision_ssm.tasks.fusion_demo import run_fusion_demo
+
+    run_fusion_demo(args)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision_ssm", description=__doc__)
     sub = parser.add_subparsers(dest="cmd")
     sub.add_parser("info", help="version, devices and selective-scan backends (the default)")
     _add_convert_parser(sub)
     _add_demo_parser(sub)
+    _add_fusion_demo_parser(sub)
     args, rest = parser.parse_known_args(argv)
     if args.cmd in (None, "info"):
         return _info(args)
@@ -99,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return _convert(parser.parse_args(argv))
     if args.cmd == "demo":
         return _demo(parser.parse_args(argv))
+    if args.cmd == "demo-fusion":
+        return _demo_fusion(parser.parse_args(argv))
     parser.error(f"unknown command {args.cmd!r}")
     return 2
 
