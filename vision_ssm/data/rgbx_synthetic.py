@@ -197,7 +197,7 @@ def write_tiny_rgbx(root: str | Path, layout: str = "rgbx", classes: Sequence[st
         n_good: normal test images per class.
         n_bad: anomalous test images per class (type ``defect``, with masks).
         size: image side.
-        aux_chans: 1 (gray) or 3 (colour / normals) channels in the auxiliary PNGs.
+        aux_chans: 1 (gray) or 3 (colour / normals with a positive z) channels in the auxiliary PNGs.
         seed: random seed.
 
     Returns:
@@ -220,7 +220,7 @@ def write_tiny_rgbx(root: str | Path, layout: str = "rgbx", classes: Sequence[st
             mask[y : y + h, x : x + w] = True
             rgb[mask] = 1.0
             aux[mask] = 0.0
-        aux_img = _u8(aux) if aux_chans == 1 else np.repeat(_u8(aux)[..., None], 3, axis=2)
+        aux_img = _u8(aux) if aux_chans == 1 else _u8(np.dstack([aux, 1 - aux, np.ones_like(aux)]))
         return _u8(rgb), aux_img, (mask * 255).astype(np.uint8)
 
     for cls in classes:
