@@ -31,7 +31,7 @@ ALIGN_DEMO_MODEL_KWARGS = {
     "fused_dim": 32, "decoder_dim": 16, "head_hidden": 32, "backbone_lr_mult": 1.0,
 }
 #: Training and data settings of the demo (chosen on the tuning setting, see the module docstring).
-ALIGN_DEMO_DEFAULTS = {"epochs": 30, "batch_size": 16, "lr": 2e-3, "image_size": 64, "n_train": 48,
+ALIGN_DEMO_DEFAULTS = {"epochs": 15, "batch_size": 16, "lr": 2e-3, "image_size": 64, "n_train": 48,
                        "n_test_good": 15, "n_test_bad": 10, "synth_std": 0.5, "synth_noise": "mixed",
                        "synth_prob": 0.5}
 
@@ -57,6 +57,9 @@ def add_align_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-score", default="head", choices=["head", "map_max"])
     p.add_argument("--model-kwargs", default=json.dumps(ALIGN_DEMO_MODEL_KWARGS), help="JSON for timm.create_model")
     p.add_argument("--only", choices=["rgbx", "rgb"], default=None, help="train only one of the two models")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse a model's finished run in OUTPUT/<rgbx|rgb> when its config.json matches (e.g. the two "
+                        "models trained in parallel with --only)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="data seed (reported set: 0; tuning: 1)")
@@ -69,6 +72,17 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
 
     return markdown_table(rows, keys=("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap",
                                       "pixel_f1_max", "aupro", "mad"), first="defect kind / model")
+
+
+def _same_config(cfg, path: Path) -> bool:
+    from dataclasses import asdict
+
+    if not path.exists():
+        return False
+    saved = json.loads(path.read_text())
+    now = json.loads(json.dumps(asdict(cfg), default=str))
+    keys = set(now) - {"classes", "progress"}
+    return all(saved.get(k) == now[k] for k in keys)
 
 
 def run_align_demo(args: argparse.Namespace) -> dict:
@@ -108,6 +122,11 @@ def run_align_demo(args: argparse.Namespace) -> dict:
                           synth=synth, image_score=args.image_score, output=str(out / name), device=args.device,
                           seed=args.train_seed, num_heatmaps=6, progress=not args.no_progress)
         print(f"\n== {'RGB + normals' if name == 'rgbx' else 'RGB only'} ==")
+        done = Path(cfg.output) / "results_by_defect.json"
+        if args.reuse and done.exists() and _same_config(cfg, Path(cfg.output) / "config.json"):
+            runs[name] = json.loads(done.read_text())
+            print(f"reusing the finished run in {cfg.output}")
+            continue
         runs[name] = train_align(cfg)["by_defect"]
         walls[name] = round(time.perf_counter() - t1, 1)
     rows = {}
