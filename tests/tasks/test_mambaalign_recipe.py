@@ -83,13 +83,13 @@ def test_eval_script_reproduces_the_final_metrics(run, tmp_path):
         assert again["mean"][k] == pytest.approx(final["mean"][k], abs=1e-6)
 
 
-def test_rgb_only_baseline_runs(run, tmp_path):
+def test_rgb_only_baseline_runs_with_amp(run, tmp_path):
     data, _, _, _ = run
     from vision_ssm.tasks.mambaalign import AlignConfig, train_align
 
     cfg = AlignConfig(data_root=str(data), layout="mulsenad", rgb_only=True, model="test_mambaalign",
                       model_kwargs={"backend": "chunked"}, image_size=SIZE, epochs=1, batch_size=4, lr=1e-3,
-                      output=str(tmp_path), num_heatmaps=1, progress=False)
+                      output=str(tmp_path), num_heatmaps=1, progress=False, amp=True)  # bf16 autocast on CPU
     res = train_align(cfg)
     assert set(res["results"]["mean"]) == set(METRIC_KEYS)
     png = next((tmp_path / "heatmaps" / "alpha").glob("*.png"))
