@@ -61,7 +61,9 @@ def add_align_demo_arguments(p: argparse.ArgumentParser) -> None:
                    help="reuse a model's finished run in OUTPUT/<rgbx|rgb> when its config.json matches (e.g. the two "
                         "models trained in parallel with --only)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: at 64x64 the per-operation overhead dominates, and on a busy "
+                        "machine two threads measured several times slower than one)")
     p.add_argument("--seed", type=int, default=0, help="data seed (reported set: 0; tuning: 1)")
     p.add_argument("--train-seed", type=int, default=42)
     p.add_argument("--no-progress", action="store_true")
