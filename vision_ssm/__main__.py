@@ -1,4 +1,4 @@
-"""Command line: ``python -m vision_ssm [info|demo|demo-fusion|convert] ...``."""
+"""Command line: ``python -m vision_ssm [info|demo|demo-fusion|demo-align|convert] ...``."""
 from __future__ import annotations
 
 import argparse
@@ -100,6 +100,23 @@ def _demo_fusion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo_align_parser(sub) -> None:
+    from vision_ssm.tasks.align_demo import add_align_demo_arguments
+
+    p = sub.add_parser("demo-align", help="MambaAlign on textures + surface normals vs RGB alone, on CPU")
+    add_align_demo_arguments(p)
+
+
+def _demo_align(args: argparse.Namespace) -> int:
+    from vision_ssm.tasks.encoder_setup import require_anomaly_extra
+
+    require_anomaly_extra("python -m vision_ssm demo-align")
+    from vision_ssm.tasks.align_demo import run_align_demo
+
+    run_align_demo(args)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision_ssm", description=__doc__)
     sub = parser.add_subparsers(dest="cmd")
@@ -107,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_convert_parser(sub)
     _add_demo_parser(sub)
     _add_fusion_demo_parser(sub)
+    _add_demo_align_parser(sub)
     args, rest = parser.parse_known_args(argv)
     if args.cmd in (None, "info"):
         return _info(args)
@@ -116,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(parser.parse_args(argv))
     if args.cmd == "demo-fusion":
         return _demo_fusion(parser.parse_args(argv))
+    if args.cmd == "demo-align":
+        return _demo_align(parser.parse_args(argv))
     parser.error(f"unknown command {args.cmd!r}")
     return 2
 

@@ -393,27 +393,43 @@ class AlignmentAwareFusion(nn.Module):
     ``f3 = AAFBlock([rgb_s3, x_s3, up(f4)])`` (``2·C3 + F → F``), ``out = SiLU(BN(3×3 (F→F)(f3)))``.
     The alignment is implicit (concatenation and 3×3 convolutions; no offsets or flow).
 
+    With ``num_modalities=1`` (an RGB-only baseline) the ``x_*`` maps are absent (``None``) and the blocks
+    take ``C4 + C5`` and ``C3 + F`` channels: the same fusion of one modality's scales.
+
     Args:
         in_dims: ``(C3, C4, C5)``.
         out_dim: ``F`` (MambaAlign: 256).
         reduction: ``r`` of the channel reconstructions.
+        num_modalities: 2 (RGB + auxiliary) or 1 (RGB only).
     """
 
-    def __init__(self, in_dims: tuple[int, int, int], out_dim: int = 256, reduction: int = 4) -> None:
+    def __init__(self, in_dims: tuple[int, int, int], out_dim: int = 256, reduction: int = 4,
+                 num_modalities: int = 2) -> None:
         super().__init__()
+        if num_modalities not in (1, 2):
+            raise ValueError(f"AlignmentAwareFusion: num_modalities must be 1 or 2, got {num_modalities!r}")
         c3, c4, c5 = in_dims
-        self.in_dims, self.out_dim = tuple(in_dims), out_dim
-        self.block4 = AAFBlock(2 * c4 + 2 * c5, out_dim, reduction=reduction)
-        self.block3 = AAFBlock(2 * c3 + out_dim, out_dim, reduction=reduction)
+        n = num_modalities
+        self.in_dims, self.out_dim, self.num_modalities = tuple(in_dims), out_dim, n
+        self.block4 = AAFBlock(n * c4 + n * c5, out_dim, reduction=reduction)
+        self.block3 = AAFBlock(n * c3 + out_dim, out_dim, reduction=reduction)
         self.post_proj = nn.Sequential(*_conv_bn(out_dim, out_dim, 3), nn.SiLU())
 
-    def forward(self, rgb_s3: Tensor, x_s3: Tensor, rgb_s4: Tensor, x_s4: Tensor, rgb_s5: Tensor,
-                x_s5: Tensor) -> Tensor:
+    def forward(self, rgb_s3: Tensor, x_s3: Tensor | None, rgb_s4: Tensor, x_s4: Tensor | None, rgb_s5: Tensor,
+                x_s5: Tensor | None) -> Tensor:
         """Fuse; see the class docstring for the layouts."""
+        two = self.num_modalities == 2
         for name, a, b, c in (("s3", rgb_s3, x_s3, 0), ("s4", rgb_s4, x_s4, 1), ("s5", rgb_s5, x_s5, 2)):
-            if a.shape != b.shape or a.dim() != 4 or a.shape[1] != self.in_dims[c]:
-                raise ValueError(f"AlignmentAwareFusion: {name} maps must both be (B, {self.in_dims[c]}, H, W), "
-                                 f"got {tuple(a.shape)} and {tuple(b.shape)}")
+            if (b is None) == two:
+                raise ValueError(f"AlignmentAwareFusion built with num_modalities={self.num_modalities}: x_{name} "
+                                 f"must be {'a tensor' if two else 'None'}, got "
+                                 f"{'None' if b is None else tuple(b.shape)}")
+            if a.dim() != 4 or a.shape[1] != self.in_dims[c] or (two and a.shape != b.shape):
+                raise ValueError(f"AlignmentAwareFusion: {name} maps must all be (B, {self.in_dims[c]}, H, W), "
+                                 f"got {tuple(a.shape)}" + (f" and {tuple(b.shape)}" if two else ""))
+        if not two:
+            f4 = self.block4(torch.cat([rgb_s4, _up(rgb_s5, rgb_s4)], dim=1))
+            return self.post_proj(self.block3(torch.cat([rgb_s3, _up(f4, rgb_s3)], dim=1)))
         f4 = self.block4(torch.cat([rgb_s4, x_s4, _up(rgb_s5, rgb_s4), _up(x_s5, rgb_s4)], dim=1))
         f3 = self.block3(torch.cat([rgb_s3, x_s3, _up(f4, rgb_s3)], dim=1))
         return self.post_proj(f3)

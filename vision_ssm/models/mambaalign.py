@@ -9,6 +9,9 @@ modalities, BatchNorm per modality) → stages 3–5 of each modality through th
 (replacing it) → :class:`~vision_ssm.layers.AlignmentAwareFusion` → a segmentation decoder (logits at
 input size) and an image head (one logit from the pooled fused map, pooled once; the score is the
 sigmoid of that logit, applied once).
+
+``aux_chans=0`` builds the RGB-only baseline of the same model: one backbone branch, the RGB PMM stacks, no
+CMI (stage 5 is the RGB PMM output) and an AAF over the RGB scales alone (``model(rgb)``).
 """
 from __future__ import annotations
 
@@ -116,7 +119,8 @@ class MambaAlign(nn.Module):
             written by the library's offline encoder initialisation), loaded through timm without a download.
             Both modalities' BatchNorms start from its statistics.
         backbone_kwargs: Extra ``timm.create_model`` arguments of the backbone.
-        aux_chans: Channels ``A`` of the auxiliary input (1: infrared / depth, 3: normals).
+        aux_chans: Channels ``A`` of the auxiliary input (1: infrared / depth, 3: normals); 0 builds the
+            RGB-only baseline (no auxiliary branch, no CMI; called as ``model(rgb)``).
         in_chans: Channels of the RGB input.
         pmm_depths: QSVSS blocks per stage and modality (upstream ``(4, 4, 4)``).
         cmi_dim: CMI token channels ``D`` (upstream 256).
@@ -132,7 +136,7 @@ class MambaAlign(nn.Module):
         num_classes: Must be 0 (accepted for timm's builder).
 
     Raises:
-        ValueError: ``num_classes`` given, or the backbone does not give three feature maps.
+        ValueError: ``num_classes`` given, ``aux_chans`` negative, or not three backbone stages.
     """
 
     def __init__(
@@ -162,8 +166,11 @@ class MambaAlign(nn.Module):
             raise ValueError("MambaAlign is not a classifier; num_classes must be 0")
         if len(backbone_indices) != 3 or len(pmm_depths) != 3:
             raise ValueError("MambaAlign uses three backbone stages: give three backbone_indices and pmm_depths")
+        if not isinstance(aux_chans, int) or aux_chans < 0:
+            raise ValueError(f"MambaAlign: aux_chans must be an int >= 0 (0 = RGB only), got {aux_chans!r}")
         self.num_classes = 0
         self.in_chans, self.aux_chans = in_chans, aux_chans
+        self.modalities = ("rgb", "aux") if aux_chans else ("rgb",)
         self.backbone_lr_mult = backbone_lr_mult
         kw = dict(features_only=True, out_indices=tuple(backbone_indices), in_chans=in_chans,
                   **(backbone_kwargs or {}))
@@ -171,16 +178,18 @@ class MambaAlign(nn.Module):
             kw["pretrained_cfg_overlay"] = dict(file=str(backbone_checkpoint))
         self.backbone = timm.create_model(backbone, pretrained=bool(backbone_pretrained or backbone_checkpoint), **kw)
         self.feature_channels = chs = list(self.backbone.feature_info.channels())
-        _make_two_branch(self.backbone, in_chans, aux_chans)
+        if aux_chans:
+            _make_two_branch(self.backbone, in_chans, aux_chans)
 
         self.ssm_cfg = merge_ssm_cfg(ssm_cfg, {"d_state": d_state}, backend=backend)
         n = max(pmm_depths)
         dpr = [drop_path_rate * i / max(n - 1, 1) for i in range(n)]
-        for m in ("rgb", "aux"):
+        for m in self.modalities:
             self.add_module(f"pmm_{m}", nn.ModuleList(
                 PerModalMamba(c, depth=d, drop_path=dpr[:d], ssm_cfg=self.ssm_cfg) for c, d in zip(chs, pmm_depths)))
-        self.cmi = CrossMambaInteraction(chs[2], d_inner=cmi_dim, d_state=cmi_state, backend=backend)
-        self.aaf = AlignmentAwareFusion(tuple(chs), out_dim=fused_dim)
+        self.cmi = (CrossMambaInteraction(chs[2], d_inner=cmi_dim, d_state=cmi_state, backend=backend)
+                    if aux_chans else None)
+        self.aaf = AlignmentAwareFusion(tuple(chs), out_dim=fused_dim, num_modalities=len(self.modalities))
         self.decoder = nn.Sequential(
             nn.Conv2d(fused_dim, decoder_dim, 3, padding=1, bias=False), nn.BatchNorm2d(decoder_dim), nn.SiLU(),
             nn.Conv2d(decoder_dim, decoder_dim, 3, padding=1, bias=False), nn.BatchNorm2d(decoder_dim), nn.SiLU(),
@@ -193,7 +202,7 @@ class MambaAlign(nn.Module):
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the QSVSS blocks (and the backbone stages, where timm supports it) in the backward pass."""
-        for stack in (*self.pmm_rgb, *self.pmm_aux):
+        for stack in (*self.pmm_rgb, *getattr(self, "pmm_aux", ())):
             stack.grad_checkpointing = enable
         if hasattr(self.backbone, "set_grad_checkpointing"):
             self.backbone.set_grad_checkpointing(enable)
@@ -228,6 +237,13 @@ class MambaAlign(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------------------------------
     def _check_inputs(self, rgb: Tensor, aux: Tensor | None) -> None:
+        if not self.aux_chans:
+            if aux is not None:
+                raise ValueError(f"MambaAlign was built RGB-only (aux_chans=0) but got an auxiliary input "
+                                 f"{tuple(aux.shape)}; call model(rgb), or build it with aux_chans=A")
+            if rgb.dim() != 4 or rgb.shape[1] != self.in_chans:
+                raise ValueError(f"MambaAlign: rgb must be (B, {self.in_chans}, H, W), got {tuple(rgb.shape)}")
+            return
         if aux is None:
             raise ValueError(f"MambaAlign needs the auxiliary modality: call model(rgb, aux) with aux "
                              f"(B, {self.aux_chans}, H, W)")
@@ -240,19 +256,24 @@ class MambaAlign(nn.Module):
             raise ValueError(f"MambaAlign: rgb {tuple(rgb.shape)} and aux {tuple(aux.shape)} must have the same "
                              f"batch size and H×W (the modalities are pixel-aligned)")
 
-    def forward_backbone(self, rgb: Tensor, aux: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Both modalities through the shared backbone in one batch: two lists of three NCHW maps."""
+    def forward_backbone(self, rgb: Tensor, aux: Tensor | None = None) -> tuple[list[Tensor], list[Tensor] | None]:
+        """Both modalities through the shared backbone in one batch: two lists of three NCHW maps
+        (the second ``None`` for the RGB-only model)."""
         self._check_inputs(rgb, aux)
+        if aux is None:
+            return list(self.backbone(rgb)), None
         c = max(rgb.shape[1], aux.shape[1])
         x = torch.cat([F.pad(rgb, (0, 0, 0, 0, 0, c - rgb.shape[1])), F.pad(aux, (0, 0, 0, 0, 0, c - aux.shape[1]))])
         feats = self.backbone(x)
         B = rgb.shape[0]
         return [f[:B] for f in feats], [f[B:] for f in feats]
 
-    def forward_features(self, rgb: Tensor, aux: Tensor) -> Tensor:
+    def forward_features(self, rgb: Tensor, aux: Tensor | None = None) -> Tensor:
         """``rgb, aux`` → the fused map ``(B, fused_dim, H/8, W/8)`` (ResNet strides)."""
         f_rgb, f_aux = self.forward_backbone(rgb, aux)
         f_rgb = [pmm(f) for pmm, f in zip(self.pmm_rgb, f_rgb)]
+        if f_aux is None:  # RGB only: no cross-modal interaction
+            return self.aaf(f_rgb[0], None, f_rgb[1], None, f_rgb[2], None)
         f_aux = [pmm(f) for pmm, f in zip(self.pmm_aux, f_aux)]
         r5, a5 = self.cmi(f_rgb[2], f_aux[2])  # replaces stage 5 (no residual)
         return self.aaf(f_rgb[0], f_aux[0], f_rgb[1], f_aux[1], r5, a5)
@@ -266,13 +287,14 @@ class MambaAlign(nn.Module):
         """``rgb (B, in_chans, H, W), aux (B, aux_chans, H, W)`` → ``(seg_logits (B, 1, H, W), image_logit (B,))``.
 
         Raises:
-            ValueError: ``aux`` missing, or a modality with the wrong channels, batch size or size.
+            ValueError: ``aux`` missing (or given to an RGB-only model), or a modality with the wrong channels,
+                batch size or size.
         """
         self._check_inputs(rgb, aux)
         return self.forward_head(self.forward_features(rgb, aux), tuple(rgb.shape[-2:]))
 
     @torch.no_grad()
-    def predict(self, rgb: Tensor, aux: Tensor) -> tuple[Tensor, Tensor]:
+    def predict(self, rgb: Tensor, aux: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(anomaly_map (B, H, W), score (B,))``: the sigmoid of the two logits (applied once)."""
         seg, logit = self(rgb, aux)
         return seg.squeeze(1).sigmoid(), logit.sigmoid()

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from ..data.anomaly_folders import AnomalyDataset
 from ..metrics.anomaly import METRIC_KEYS, evaluate_per_class
 
-__all__ = ["evaluate_by_defect", "markdown_table"]
+__all__ = ["evaluate_by_defect", "markdown_table", "metrics_by_defect"]
 
 _SHORT = {"image_auroc": "I-AUROC", "image_ap": "I-AP", "image_f1_max": "I-F1max", "pixel_auroc": "P-AUROC",
           "pixel_ap": "P-AP", "pixel_f1_max": "P-F1max", "aupro": "AUPRO", "mad": "mAD"}
@@ -46,7 +46,22 @@ def evaluate_by_defect(model: torch.nn.Module, dataset: AnomalyDataset, device: 
         maps.append(torch.as_tensor(amap).float().cpu().numpy())
     maps_all, scores_all = np.concatenate(maps), np.concatenate(scores)
     masks_all = np.stack([dataset[i]["mask"].numpy() > 0.5 for i in range(len(dataset))])
-    recs = dataset.records
+    return metrics_by_defect(dataset.records, masks_all, maps_all, scores_all)
+
+
+def metrics_by_defect(recs: list[dict], masks_all: np.ndarray, maps_all: np.ndarray,
+                      scores_all: np.ndarray) -> dict[str, dict[str, float]]:
+    """The seven metrics per (class, defect kind) and per kind averaged over classes, from computed maps.
+
+    Args:
+        recs: one record per image with ``cls_name``, ``label`` and ``specie`` (the defect kind).
+        masks_all: ``(N, H, W)`` bool ground truth.
+        maps_all: ``(N, H, W)`` anomaly maps.
+        scores_all: ``(N,)`` image scores.
+
+    Returns:
+        As :func:`evaluate_by_defect`.
+    """
     groups: dict[str, tuple] = {}
     for cls in dict.fromkeys(r["cls_name"] for r in recs):
         good = [i for i, r in enumerate(recs) if r["cls_name"] == cls and not r["label"]]
