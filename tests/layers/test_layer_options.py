@@ -107,6 +107,16 @@ def test_block_overrides_beat_ssm_cfg():
     assert not hasattr(VSSBlock(8, ssm_cfg={"ssm_ratio": 0}), "op")  # ssm_ratio 0 drops the branch
 
 
+@pytest.mark.parametrize("scan", ["hilbert-4", ("hilbert", 4)])
+def test_a_scan_with_its_own_direction_count_beats_the_block_default(scan):
+    # HSSBlock defaults to 8 directions; a scan that names K=4 must give K=4, not a conflict error
+    blk = HSSBlock(8, scan=scan)
+    assert (blk.scan, blk.directions) == ("hilbert", 4)
+    assert HSSBlock(8, ssm_cfg={"scan": scan}).directions == 4
+    with pytest.raises(ValueError, match="K=4, directions=8"):  # an explicit conflicting count is still refused
+        HSSBlock(8, scan=scan, directions=8)
+
+
 # ---- one name per concept: deprecated spellings warn and build the same module -----------------------------------
 
 @pytest.mark.parametrize("old,new", [

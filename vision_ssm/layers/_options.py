@@ -37,12 +37,24 @@ def merge_ssm_cfg(
         **overrides: Explicit block arguments; ``None`` means "not given" and is skipped.
 
     Returns:
-        A new dict (the inputs are not modified).
+        A new dict (the inputs are not modified). A default ``directions`` is dropped when the caller's
+        ``scan`` carries its own direction count (``"hilbert-4"``, ``("hilbert", 4)``, a ``DirectionSpec`` or
+        a ``DirectionSet``), so the count in the scan is used rather than refused as a conflict.
     """
+    given = dict(ssm_cfg or {})
+    given.update({k: v for k, v in overrides.items() if v is not None})
     cfg = dict(defaults or {})
-    cfg.update(ssm_cfg or {})
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if "directions" not in given and _scan_carries_directions(given.get("scan")):
+        cfg.pop("directions", None)
+    cfg.update(given)
     return cfg
+
+
+def _scan_carries_directions(scan: Any) -> bool:
+    """Whether a ``scan`` option names its own direction count (``'family-K'``, ``(family, K)``, a spec/set)."""
+    if isinstance(scan, str):
+        return scan.rpartition("-")[2].isdigit()
+    return isinstance(scan, tuple) or hasattr(scan, "num_directions") or hasattr(scan, "K")
 
 
 def pop_deprecated(kwargs: dict[str, Any], renames: Mapping[str, str], owner: str) -> dict[str, Any]:

@@ -64,6 +64,12 @@ def save_state(state: dict, path: str | Path) -> None:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` as indented JSON atomically (a temporary file, then a rename).
+
+    Args:
+        obj: Any JSON-serialisable value.
+        path: Destination file; an existing file is replaced only once the new one is complete.
+    """
     path = Path(path)
     tmp = _atomic(path)
     tmp.write_text(json.dumps(obj, indent=1))

@@ -23,6 +23,8 @@ def check_grid(H: Any, W: Any, owner: str) -> tuple[int, int]:
         TypeError: ``H`` or ``W`` is not an integer.
         ValueError: ``H`` or ``W`` is below 1.
     """
+    if torch.jit.is_tracing():  # sizes are 0-d tensors under jit.trace; the trace records them as constants
+        H, W = (int(v) if isinstance(v, torch.Tensor) and v.numel() == 1 else v for v in (H, W))
     for name, v in (("H", H), ("W", W)):
         if not _is_int(v):
             raise TypeError(f"{owner}: grid size {name} must be an int >= 1, got {v!r} ({type(v).__name__})")
