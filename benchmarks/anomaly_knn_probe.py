@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from vision_ssm.data.anomaly_folders import AnomalyDataset, list_classes
     from vision_ssm.data.texture_demo import build_texture_demo
     from vision_ssm.data.texture_shift import HELDOUT_SETTING, TUNING_SETTING, build_texture_shift
+    from vision_ssm.metrics.anomaly import evaluate_per_class
     from vision_ssm.tasks.anomaly import TrainConfig, build_model
     from vision_ssm.tasks.anomaly_report import markdown_table, metrics_by_defect
     from vision_ssm.tasks.encoder_setup import encoder_has_pretrained_weights, encoder_normalization
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     norm = encoder_normalization(model)
     stages = [int(s) for s in args.stages.split(",")]
     s = args.image_size
-    recs, maps, scores, masks = [], [], [], []
+    recs, maps, masks = [], [], []
     for cls in list_classes(data, "mvtec"):
         train = AnomalyDataset(data, "mvtec", "train", [cls], s, *norm)
         test = AnomalyDataset(data, "mvtec", "test", [cls], s, *norm)
@@ -98,16 +99,24 @@ def main(argv: list[str] | None = None) -> int:
         recs += test.records
     maps_all = _gauss(np.concatenate(maps), args.sigma)
     scores_all = maps_all.reshape(len(maps_all), -1).max(1)
-    by_defect = metrics_by_defect(recs, np.concatenate(masks), maps_all, scores_all)
+    masks_all = np.concatenate(masks)
+    by_defect = metrics_by_defect(recs, masks_all, maps_all, scores_all)
+    labels = np.array([int(r["label"]) for r in recs])
+    groups = {}
+    for c in dict.fromkeys(r["cls_name"] for r in recs):
+        i = np.array([r["cls_name"] == c for r in recs])
+        groups[c] = (masks_all[i], maps_all[i], labels[i], scores_all[i])
+    per_class = evaluate_per_class(groups)  # every test image of a class, as the recipe reports
     kinds = {k: v for k, v in by_defect.items() if "/" not in k}
     mean = {m: float(np.mean([v[m] for v in kinds.values()])) for m in next(iter(kinds.values()))}
     kinds["mean over kinds"] = mean
     seconds = time.perf_counter() - t0
-    report = {"setting": args.setting, "args": vars(args), "by_defect": by_defect, "seconds": round(seconds, 1),
-              "torch_threads": torch.get_num_threads()}
+    report = {"setting": args.setting, "args": vars(args), "per_class": per_class, "by_defect": by_defect,
+              "seconds": round(seconds, 1), "torch_threads": torch.get_num_threads()}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(f"kNN probe, {args.model} encoder maps {stages}, input {s} px, setting {args.setting} "
           f"({seconds:.0f} s)\n")
+    print(markdown_table(per_class) + "\n")
     print(markdown_table(kinds, first="defect"))
     return 0
 
