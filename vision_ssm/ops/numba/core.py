@@ -1,7 +1,7 @@
 """The ``numba`` selective-scan backend: compiled CPU loops, forward and hand-written backward.
 
-Install with ``pip install "vision-ssm[cpu]"``. numba is imported only when this backend runs
-(never by ``import vision_ssm``); the kernels are compiled on first use and cached on disk
+A core dependency on x86_64 / arm64 (elsewhere ``pip install "vision-ssm[cpu]"``). numba is imported
+only when this backend runs (never by ``import vision_ssm``); the kernels are compiled on first use and cached on disk
 (``cache=True``), so later processes start quickly.
 
 The forward is a sequential loop per ``(batch, channel)`` (parallel over them) that keeps the

@@ -251,3 +251,44 @@ def scan_bwd(u, delta, A, Bm, Cm, Dv, z, bias, var_b, var_c, has_d, has_z, has_b
                     ddelta[b, d, l] = gdt
                     if has_bias:
                         dbias[b, d] += gdt
+
+
+@nb.njit(parallel=True, cache=True, nogil=True, fastmath=True, error_model="numpy")
+def ss2d_fwd(x, delta, A, Bm, Cm, Dv, bias, idx, has_d, has_bias, softplus, out):  # pragma: no cover - compiled
+    """Fused SS2D forward (no saved states): route → K-direction scan → merge, one pass per direction.
+
+    ``x``, ``out``: ``(Bt, D, L)`` pixel domain; ``delta``: ``(Bt, K, D, L)``; ``A``: ``(K*D, N)``;
+    ``Bm``, ``Cm``: ``(Bt, K, L, N)`` (pixel domain, L before N); ``Dv``, ``bias``: ``(K*D,)``;
+    ``idx``: ``(K, L)``, step ``t`` of direction ``k`` visits pixel ``idx[k, t]``. One task per
+    ``(batch, channel)`` owns ``out[b, d, :]`` and adds every direction's output to it in order
+    ``k = 0..K-1``, so the result does not depend on the thread count.
+    """
+    Bt, Dm, L = x.shape
+    K = idx.shape[0]
+    N = A.shape[1]
+    for bd in nb.prange(Bt * Dm):
+        b = bd // Dm
+        d = bd % Dm
+        h = np.zeros(N, dtype=x.dtype)
+        zero = h[0]
+        dtbuf = np.empty(L, dtype=x.dtype)
+        for p in range(L):
+            out[b, d, p] = zero
+        for k in range(K):
+            kd = k * Dm + d
+            bias_d = bias[kd] if has_bias else zero
+            dv = Dv[kd] if has_d else zero
+            _step_sizes(delta[b, k, d], bias_d, softplus, dtbuf)  # pixel order, vectorised
+            for n in range(N):
+                h[n] = zero
+            for t in range(L):
+                p = idx[k, t]
+                uv = x[b, d, p]
+                dtv = dtbuf[p]
+                xu = dtv * uv
+                acc = dv * uv
+                for n in range(N):
+                    hn = _exp(dtv * A[kd, n]) * h[n] + xu * Bm[b, k, p, n]
+                    h[n] = hn
+                    acc += Cm[b, k, p, n] * hn
+                out[b, d, p] += acc

@@ -37,6 +37,7 @@ def register_builtin_backends() -> None:
             priority={"cpu": 100},
             probe=("numba",),
             install_hint='install numba: pip install "vision-ssm[cpu]"',
+            ss2d_target="vision_ssm.ops.numba.ss2d:ss2d_scan_numba",
         )
     )
     register_backend(

@@ -1,0 +1,76 @@
+"""Fused SS2D core of the ``numba`` backend (CPU inference): route → K-direction scan → merge in one kernel.
+
+:func:`ss2d_scan_numba` follows :func:`vision_ssm.ops.ss2d_scan`'s contract. Without gradients it
+runs :func:`.kernels.ss2d_fwd`, which reads the pixel-domain map at the pixels each direction
+visits and adds every direction's output straight into the merged map: the K routed copies of
+``x``, ``delta``, ``B`` and ``C`` and the scan-order output are never materialised (on CPU the
+route gathers and merge scatter cost about as much as the scan itself). When a gradient is needed,
+or while ``torch.compile`` / ``torch.export`` records, it takes the generic path (route, the numba
+scan with its hand-written backward, merge), so results and gradients are those of the unfused op.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..geometry import DirectionSet, gather_directions, merge
+from ..scan.api import selective_scan
+from ..scan.prologue import compute_dtype
+from ..scan.tracing import under_tracing
+from .core import _kernels, _np
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _unfused(x, delta, A, B, C, D, delta_bias, dirs: DirectionSet, delta_softplus: bool) -> Tensor:
+    Bt, Dm, L = x.shape
+    K = dirs.K
+    xs = gather_directions(x.unsqueeze(1).expand(Bt, K, Dm, L), dirs).reshape(Bt, K * Dm, L)
+    ds = gather_directions(delta, dirs).reshape(Bt, K * Dm, L)
+    ys = selective_scan(xs, ds, A, gather_directions(B, dirs), gather_directions(C, dirs), D, None, delta_bias,
+                        delta_softplus, backend="numba")
+    return merge(ys.view(Bt, K, Dm, L), dirs).reshape(Bt, Dm, L)
+
+
+def ss2d_scan_numba(
+    x: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    delta_bias: Tensor | None,
+    dirs: DirectionSet,
+    delta_softplus: bool = True,
+) -> Tensor:
+    """Fused SS2D core on CPU (numba); arguments, shapes and returns as :func:`vision_ssm.ops.ss2d_scan`.
+
+    Every tensor is in the pixel domain: ``x`` ``(Bt, D, L)``, ``delta`` ``(Bt, K, D, L)``, ``A``
+    ``(K*D, N)``, ``B``/``C`` ``(Bt, K, N, L)``, ``D``/``delta_bias`` ``(K*D,)``. Fused only without
+    gradients and outside tracing; otherwise the unfused route → scan → merge.
+    """
+    if x.device.type != "cpu":
+        raise RuntimeError(f"the numba backend runs on CPU tensors only, got {x.device}")
+    Bt, Dm, L = x.shape
+    K, N = dirs.K, A.shape[-1]
+    for name, M in (("B", B), ("C", C)):
+        if tuple(M.shape) != (Bt, K, N, L):
+            raise ValueError(f"ss2d_scan: {name} must be (B, K, N, L)={(Bt, K, N, L)}, got {tuple(M.shape)}")
+    if tuple(A.shape) != (K * Dm, N):
+        raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
+    if _needs_grad(x, delta, A, B, C, D, delta_bias) or under_tracing(x):
+        return _unfused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)
+    ct = compute_dtype(x.dtype)
+    with torch.autocast("cpu", enabled=False):
+        xc, dc, Ac = (t.to(ct) for t in (x, delta, A))
+        Bc, Cc = (M.to(ct).transpose(2, 3) for M in (B, C))  # (Bt, K, L, N)
+        dummy = torch.zeros(1, dtype=ct)
+        Dc = dummy if D is None else D.to(ct)
+        bc = dummy if delta_bias is None else delta_bias.to(ct)
+        out = torch.empty(Bt, Dm, L, dtype=ct)
+        _kernels().ss2d_fwd(_np(xc), _np(dc), _np(Ac), _np(Bc), _np(Cc), _np(Dc), _np(bc),
+                            _np(dirs.index_as("cpu")), D is not None, delta_bias is not None,
+                            bool(delta_softplus), out.numpy())
+    return out.to(x.dtype)
