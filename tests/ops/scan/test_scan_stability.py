@@ -11,10 +11,11 @@ import torch
 
 from vision_ssm.ops import selective_scan
 from vision_ssm.ops.chunked.associative import associative_scan_core
+from vision_ssm.ops.chunked.unrolled import unrolled_scan_core
 from vision_ssm.ops.scan.prologue import run_with_core
 
 L, BT, DM, N = 16384, 1, 4, 2
-BACKENDS = ["chunked", "numba", "export-form"]
+BACKENDS = ["chunked", "numba", "export-form", "export-associative"]
 
 
 def _case(kind: str):
@@ -36,9 +37,11 @@ def _case(kind: str):
 
 
 def _run(backend, args):
-    if backend == "export-form":  # what torch.export / ONNX record for `chunked`
+    if backend.startswith("export-"):  # what torch.export / ONNX record for `chunked` (and the doubling form)
+        form = associative_scan_core if backend == "export-associative" else unrolled_scan_core
+
         def core(u, dt, A, B, C, _):
-            return associative_scan_core(u, dt, A, B, C)
+            return form(u, dt, A, B, C)
         return run_with_core(core, *args, None, None, None, True, True)
     if backend == "numba":
         pytest.importorskip("numba")

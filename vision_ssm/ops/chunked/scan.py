@@ -32,7 +32,12 @@ from torch import Tensor
 
 from ..geometry.route import recording_for_export
 from ..scan.prologue import run_with_core
-from .associative import _groups, associative_scan_core
+from .associative import _groups, associative_scan_core  # noqa: F401  (the doubling form, kept for comparison)
+from .unrolled import unrolled_scan_core
+
+#: The functional core recorded while exporting (``torch.export``, ONNX): :func:`.unrolled.unrolled_scan_core`
+#: (measured faster in onnxruntime, docs/export.md) or :func:`.associative.associative_scan_core`.
+EXPORT_CORE = unrolled_scan_core
 
 #: Chunk length used when ``chunk_size`` is not given: ``round(sqrt(L))`` clamped to this range.
 MIN_CHUNK, MAX_CHUNK = 16, 128
@@ -245,8 +250,8 @@ class ChunkedScanFn(torch.autograd.Function):
 
 def _core(chunk_size: int | None):
     def core(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, return_last_state: bool):
-        if recording_for_export():  # the functional form (module .associative)
-            return associative_scan_core(u, dt, A, B, C)
+        if recording_for_export():  # a functional form (modules .unrolled, .associative)
+            return EXPORT_CORE(u, dt, A, B, C)
         T = chunk_size or default_chunk_size(u.shape[-1])
         y, last = ChunkedScanFn.apply(u, dt, A, B, C, T)
         return y, last
