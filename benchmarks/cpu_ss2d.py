@@ -5,8 +5,9 @@ Usage (from the repository root)::
     python -m benchmarks.cpu_ss2d                 # VMamba-T s1l8 stage shapes, sweep-4; Hilbert-8; N = 16
     python -m benchmarks.cpu_ss2d --threads 1 --windows 21
 
-For each shape it prints the median ms (``--windows`` windows after three warm-up calls; the three
-configurations alternate window by window) of ``ss2d_scan(..., backend="numba")`` (fused), the same
+For each shape it prints the median ms (``--windows`` windows after three warm-up calls; the
+configurations alternate window by window) of ``ss2d_scan(..., backend="numba")`` (fused, on
+channel-first and on channel-last inputs; the latter is used for ``d_state <= 4``), the same
 op through route → numba scan → merge (generic) and through the ``chunked`` backend, and the ratios.
 Nothing is asserted.
 """
@@ -43,14 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     for fam, K, Dm, H, N in SHAPES:
         dirs = get_directions(fam, H, H, K)
         a = inputs(K, Dm, H, N)
+        # the same values on channel-last memory (what SS2D hands the op on CPU for inference, d_state <= 4)
+        x, d, A, B, C, Dv, bias = a
+        cl = [x.transpose(1, 2).contiguous().transpose(1, 2), d.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1),
+              A, B.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1),
+              C.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1), Dv, bias]
         fns = {"fused": lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, backend="numba"),
+               "fused-cl": lambda cl=cl, dirs=dirs: ss2d_scan(*cl, dirs, backend="numba"),
                "generic": lambda a=a, dirs=dirs: _unfused(*a, dirs, True),
                "chunked": lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, backend="chunked")}
         with torch.inference_mode():
             s = common.measure(fns, warmup=3, windows=args.windows)
         name = f"{fam}-{K} D={Dm} {H}x{H} N={N}"
         results[name] = s
-        print(f"{name:30s} fused {s['fused'].median:7.2f} ms  generic {s['generic'].median:7.2f} ms  "
+        print(f"{name:30s} fused {s['fused'].median:7.2f} ms  fused channel-last {s['fused-cl'].median:7.2f} ms  "
+              f"generic {s['generic'].median:7.2f} ms  "
               f"chunked {s['chunked'].median:7.2f} ms  generic/fused {s['generic'].median / s['fused'].median:5.2f}x")
     common.finish(args.json, env, results)
     return 0

@@ -248,16 +248,24 @@ def test_ss2d_channel_last_core_matches_channel_first(kw):
 
 
 def test_ss2d_memory_format_choice(monkeypatch):
-    """Channel-last only on CUDA and never under FX tracing (devices unknown there)."""
+    """Channel-last on CUDA, and on CPU only for numba's fused inference core at small d_state; never
+    under FX tracing (devices unknown there)."""
     import vision_ssm.layers.ss2d as ss2d_mod
+    from vision_ssm.ops import available_backends
 
-    class _Cuda:  # stands in for a CUDA tensor: only ``is_cuda`` is consulted
-        is_cuda = True
+    class _Cuda:  # stands in for a CUDA tensor: only ``device`` is consulted
+        device = torch.device("cuda")
 
-    assert SS2D._core_memory_format(torch.zeros(1, 2, 3, 3)) == torch.contiguous_format
+    cpu = torch.zeros(1, 2, 3, 3)
+    assert SS2D._core_memory_format(cpu) == torch.contiguous_format  # default: gradients may be needed
+    assert SS2D._core_memory_format(cpu, "chunked", 1, needs_grad=False) == torch.contiguous_format
+    if "numba" in available_backends("cpu"):
+        assert SS2D._core_memory_format(cpu, "numba", 1, needs_grad=False) == torch.channels_last
+        assert SS2D._core_memory_format(cpu, "numba", 16, needs_grad=False) == torch.contiguous_format
     assert SS2D._core_memory_format(_Cuda()) == torch.channels_last
     monkeypatch.setattr(ss2d_mod, "_is_fx_tracing", lambda: True)
     assert SS2D._core_memory_format(_Cuda()) == torch.contiguous_format
+    assert SS2D._core_memory_format(cpu, "numba", 1, needs_grad=False) == torch.contiguous_format
 
 
 def test_vmamba_model_runs_in_channels_last_memory():

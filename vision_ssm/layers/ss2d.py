@@ -22,7 +22,7 @@ import torch
 from timm.layers import LayerNorm2d, register_notrace_function, register_notrace_module
 from torch import Tensor, nn
 
-from ..ops import DirectionSet, DirectionSpec, resolve_directions, scan_order, ss2d_scan
+from ..ops import DirectionSet, DirectionSpec, resolve_directions, scan_order, ss2d_channels_last, ss2d_scan
 from ._fx import is_fx_tracing as _is_fx_tracing
 from ._validate import check_input, check_int, check_number, check_rate
 from .linear2d import Linear2d
@@ -363,7 +363,9 @@ class SS2D(nn.Module):
             x, z = xz, None
         if not self.channels_first:
             x = x.permute(0, 3, 1, 2)
-        x = self.act(self.conv2d(x.contiguous(memory_format=self._core_memory_format(x))))
+        needs_grad = torch.is_grad_enabled() and self.x_proj_weight.requires_grad
+        x = self.act(self.conv2d(x.contiguous(memory_format=self._core_memory_format(
+            x, self.backend, self.d_state, needs_grad))))
         y = self.forward_core(x)
         if not self.channels_first:
             y = y.permute(0, 2, 3, 1)
@@ -373,12 +375,16 @@ class SS2D(nn.Module):
         return self.dropout(self.out_proj(y))
 
     @staticmethod
-    def _core_memory_format(x: Tensor) -> torch.memory_format:
-        """Channel-last on CUDA (what the fused Triton core reads without copies), channel-first
-        elsewhere (the CPU backends' layout; also under FX tracing, where devices are unknown)."""
-        if _is_fx_tracing() or not x.is_cuda:
+    def _core_memory_format(x: Tensor, backend: str | None = None, d_state: int = 16,
+                            needs_grad: bool = True) -> torch.memory_format:
+        """Channel-last where the selective-scan core reads it without copies
+        (:func:`~vision_ssm.ops.ss2d_channels_last`: the fused Triton core on CUDA; numba's fused CPU
+        core for inference at small ``d_state``), channel-first elsewhere and under FX tracing."""
+        if _is_fx_tracing():
             return torch.contiguous_format
-        return torch.channels_last
+        if ss2d_channels_last(x.device, backend, d_state, needs_grad):
+            return torch.channels_last
+        return torch.contiguous_format
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "

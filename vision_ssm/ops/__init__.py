@@ -36,6 +36,7 @@ from .scan import (
     registered_backends,
     selective_scan,
     selective_scan_reference,
+    ss2d_channels_last,
     ss2d_scan,
     use_backend,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "scatter_directions",
     "selective_scan",
     "selective_scan_reference",
+    "ss2d_channels_last",
     "ss2d_scan",
     "supported_directions",
     "use_backend",

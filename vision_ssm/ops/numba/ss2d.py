@@ -10,12 +10,15 @@ scan with its hand-written backward, merge), so results and gradients are those 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from ..geometry import DirectionSet, gather_directions, merge
 from ..scan.api import selective_scan
 from ..scan.prologue import compute_dtype
+from ..scan.ss2d import NUMBA_CHANNEL_LAST_MAX_N
 from ..scan.tracing import under_tracing
 from .core import _kernels, _np
 
@@ -63,6 +66,8 @@ def ss2d_scan_numba(
     if _needs_grad(x, delta, A, B, C, D, delta_bias) or under_tracing(x):
         return _unfused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)
     ct = compute_dtype(x.dtype)
+    if x.stride(1) == 1 and Dm > 1 and N <= NUMBA_CHANNEL_LAST_MAX_N:  # channel-last: vectorised over channels
+        return _fused_channel_last(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus, ct)
     with torch.autocast("cpu", enabled=False):
         xc, dc, Ac = (t.to(ct) for t in (x, delta, A))
         Bc, Cc = (M.to(ct).transpose(2, 3) for M in (B, C))  # (Bt, K, L, N)
@@ -74,3 +79,35 @@ def ss2d_scan_numba(
                             _np(dirs.index_as("cpu")), D is not None, delta_bias is not None,
                             bool(delta_softplus), out.numpy())
     return out.to(x.dtype)
+
+
+def _channel_block(Bt: int, Dm: int) -> int:
+    """Channels per task of the channel-last kernel: as many as keep every thread busy, a multiple of 8.
+
+    Per-step overhead favours large blocks; the blocking never changes a result (channels are
+    independent), so it may follow the thread count."""
+    import numba
+
+    tasks_per_batch = max(1, math.ceil(numba.get_num_threads() / Bt))
+    return max(8, math.ceil(math.ceil(Dm / tasks_per_batch) / 8) * 8)
+
+
+def _fused_channel_last(x, delta, A, B, C, D, delta_bias, dirs: DirectionSet, delta_softplus: bool, ct) -> Tensor:
+    """The fused forward on channel-last memory: ``x`` ``(Bt, L, D)``, ``delta`` ``(Bt, L, K, D)``, ``B``/``C``
+    ``(Bt, L, K, N)`` (copied only where the given strides differ); returns ``(Bt, D, L)`` with unit channel
+    stride (memory ``(Bt, L, D)``)."""
+    Bt, Dm, L = x.shape
+    K, N = dirs.K, A.shape[-1]
+    with torch.autocast("cpu", enabled=False):
+        xc = x.to(ct).transpose(1, 2)
+        dc = delta.to(ct).permute(0, 3, 1, 2)
+        Bc, Cc = (M.to(ct).permute(0, 3, 1, 2) for M in (B, C))
+        A_knd = A.to(ct).view(K, Dm, N).transpose(1, 2)
+        dummy = torch.zeros(1, dtype=ct)
+        Dc = dummy if D is None else D.to(ct)
+        bc = dummy if delta_bias is None else delta_bias.to(ct)
+        out = torch.empty(Bt, L, Dm, dtype=ct)
+        _kernels().ss2d_fwd_cl(_np(xc), _np(dc), _np(A_knd), _np(Bc), _np(Cc), _np(Dc), _np(bc),
+                               _np(dirs.index_as("cpu")), D is not None, delta_bias is not None,
+                               bool(delta_softplus), _channel_block(Bt, Dm), out.numpy())
+    return out.to(x.dtype).transpose(1, 2)

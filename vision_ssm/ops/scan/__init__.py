@@ -27,7 +27,7 @@ from .registry import (
     use_backend,
 )
 from .signature import ScanFn, SS2DScanFn
-from .ss2d import ss2d_scan
+from .ss2d import ss2d_channels_last, ss2d_scan
 
 __all__ = [
     "ENV_VAR",
@@ -44,6 +44,7 @@ __all__ = [
     "registered_backends",
     "selective_scan",
     "selective_scan_reference",
+    "ss2d_channels_last",
     "ss2d_scan",
     "use_backend",
 ]

@@ -7,11 +7,36 @@ instead read the map once and write the merged output directly. Both give the sa
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..geometry import DirectionSet, gather_directions, merge
 from .api import selective_scan
 from .registry import backend_for_call
+
+#: Largest state size for which numba's channel-last fused CPU core is used (it vectorises over
+#: channels; with many states per channel its channel-first kernel is faster).
+NUMBA_CHANNEL_LAST_MAX_N = 4
+
+
+def ss2d_channels_last(device: torch.device, backend: str | None, d_state: int, needs_grad: bool) -> bool:
+    """Whether :func:`ss2d_scan` is fastest on channel-last inputs (unit channel stride) for such a call.
+
+    True for the fused Triton core on CUDA, and on CPU for numba's fused core when no gradient is
+    needed and ``d_state ≤`` :data:`NUMBA_CHANNEL_LAST_MAX_N`. Either layout gives the same result;
+    this only picks the one that avoids copies.
+
+    Args:
+        device: Device of the map.
+        backend: The caller's explicit backend (``None``: automatic).
+        d_state: The state size ``N``.
+        needs_grad: Whether the call will need gradients.
+    """
+    if device.type == "cuda":
+        return True
+    if needs_grad or d_state > NUMBA_CHANNEL_LAST_MAX_N or torch.compiler.is_compiling():
+        return False
+    return backend_for_call(device, backend).name == "numba"
 
 
 def ss2d_scan(
