@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -223,7 +224,7 @@ def _read_yolo_labels(path: Path, num_classes: int | None) -> tuple[np.ndarray, 
 
 def yolo_rgbir(root: str | Path, split: str | None = "train", *, class_names: Sequence[str] | None = None,
                rgb_dir: str = "visible", ir_dir: str = "infrared", images: str = "images", labels: str = "labels",
-               missing_labels: str = "empty", **dataset_kwargs) -> RGBIRDetectionDataset:
+               missing_labels: str = "empty", **dataset_kwargs: Any) -> RGBIRDetectionDataset:
     """The official code's layout: ``root/<rgb_dir>/<split>/<images>/`` + ``…/<labels>/<stem>.txt`` and
     ``root/<ir_dir>/<split>/<images>/``.
 
@@ -287,7 +288,7 @@ def _voc_objects(path: Path) -> list[tuple[str, list[float]]]:
 
 def voc_rgbir(root: str | Path, split: str | None = "train", *, class_names: Sequence[str] | None = None,
               rgb_dir: str = "visible", ir_dir: str = "infrared", annotations: str = "Annotations",
-              **dataset_kwargs) -> RGBIRDetectionDataset:
+              **dataset_kwargs: Any) -> RGBIRDetectionDataset:
     """Pascal VOC XML, LLVIP as shipped: ``root/<rgb_dir>/<split>/``, ``root/<ir_dir>/<split>/`` and
     ``root/<annotations>/<stem>.xml`` (coordinates in pixels, used as given).
 
@@ -326,7 +327,7 @@ def voc_rgbir(root: str | Path, split: str | None = "train", *, class_names: Seq
 
 def coco_rgbir(root: str | Path, split: str | None = "train", *, ann_file: str | Path | None = None,
                rgb_dir: str = "visible", ir_dir: str = "infrared", skip_crowd: bool = True,
-               **dataset_kwargs) -> RGBIRDetectionDataset:
+               **dataset_kwargs: Any) -> RGBIRDetectionDataset:
     """COCO json: ``ann_file`` (default ``root/annotations/<split>.json``) lists the RGB images (``file_name``
     relative to ``root/<rgb_dir>/<split>/``); each IR partner is the image with the same stem in
     ``root/<ir_dir>/<split>/``.

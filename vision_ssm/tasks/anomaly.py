@@ -40,6 +40,7 @@ from .encoder_setup import (
     resolve_encoder_init,
     resolve_model,
 )
+from .training_state import load_training_state, save_training_state
 
 #: Accepted values of :attr:`TrainConfig.encoder_init`.
 ENCODER_INITS = (None, "auto", "none", "pca", "layerwise", "layerwise-full")
@@ -304,7 +305,7 @@ def train(cfg: TrainConfig) -> dict:
     Returns:
         The final evaluation: ``{class: metrics, ..., "mean": metrics}``.
     """
-    from safetensors.torch import load_model, save_model
+    from safetensors.torch import save_model
     from tqdm.auto import tqdm
 
     device = torch.device(cfg.device)
@@ -332,15 +333,8 @@ def train(cfg: TrainConfig) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
 
     start_epoch, history, best = 0, [], {"mad": -math.inf, "epoch": -1}
-    state_path = out / "last_state.pt"
     if cfg.resume:
-        if not state_path.exists():
-            raise FileNotFoundError(f"--resume: no {state_path} (run without --resume first)")
-        load_model(model, str(out / "last.safetensors"), strict=True)
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        state = load_training_state(out, model, optimizer, scheduler, scaler)
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
     else:
         calib = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
@@ -401,9 +395,7 @@ def train(cfg: TrainConfig) -> dict:
         else:
             print(f"epoch {epoch + 1}: loss {entry['loss']:.4f}")
         history.append(entry)
-        save_model(model, str(out / "last.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(), "epoch": epoch, "history": history, "best": best}, state_path)
+        save_training_state(out, model, optimizer, scheduler, scaler, epoch, history=history, best=best)
     if results is None:  # resumed a finished run: evaluate the last weights again
         keep = _heatmap_indices(test_set, cfg.num_heatmaps)
         results, kept = evaluate_model(model, test_loader, device, cfg.image_size, cfg.amp, keep, cfg.progress)

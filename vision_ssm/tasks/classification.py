@@ -26,6 +26,7 @@ import dataclasses
 import math
 import random
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,7 @@ def _autocast(info: DistInfo, amp: str | None):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, info: DistInfo, amp: str | None = None, channels_last: bool = False,
+def evaluate(model: nn.Module, loader: Iterable, info: DistInfo, amp: str | None = None, channels_last: bool = False,
              progress: bool = False, desc: str = "eval") -> dict[str, float]:
     """Loss, top-1 and top-5 (%) over the whole loader, summed exactly over all ranks.
 

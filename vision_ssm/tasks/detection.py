@@ -37,6 +37,7 @@ from ..data.rgbir_detection import build_rgbir_dataset, collate_pairs
 from ..data.rgbir_transforms import default_train_transforms
 from ..metrics.detection import DetectionEvaluator, require_pycocotools
 from ..models.fusion_mamba_detector import FusionMambaDetector, fusion_mamba_detector
+from .training_state import load_training_state, save_training_state
 
 __all__ = [
     "MODALITIES",
@@ -358,17 +359,10 @@ def train(cfg: DetectionConfig, train_set: Dataset | None = None, val_set: Datas
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, cfg.epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
     start, history, best = 0, [], -1.0
-    state_path = out / "last_state.pt"
     if cfg.resume:
-        if not state_path.is_file():
-            raise FileNotFoundError(f"resume=True but {state_path} does not exist")
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
-        load_weights(model, out / "last.safetensors")
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        scaler.load_state_dict(st["scaler"])
+        st = load_training_state(out, model, opt, sched, scaler, load_weights=load_weights)
         start, history, best = st["epoch"] + 1, st["history"], st["best"]
-        print(f"resumed from {state_path} at epoch {start}/{cfg.epochs}")
+        print(f"resumed from {out / 'last_state.pt'} at epoch {start}/{cfg.epochs}")
 
     res: dict = {}
     stop = cfg.epochs if not cfg.stop_after_epochs else min(cfg.epochs, start + cfg.stop_after_epochs)
@@ -416,9 +410,8 @@ def train(cfg: DetectionConfig, train_set: Dataset | None = None, val_set: Datas
                 best = res["map"]
                 _save_weights(model, out / "best.safetensors")
         history.append(rec)
-        _save_weights(model, out / "last.safetensors")
-        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                    "epoch": epoch, "history": history, "best": best}, state_path)
+        save_training_state(out, model, opt, sched, scaler, epoch, save_weights=_save_weights, history=history,
+                            best=best)
         extra = f", mAP50 {100 * rec['map50']:.1f}" if "map50" in rec else ""
         print(f"epoch {epoch + 1}/{cfg.epochs} ({cfg.modality}): loss {rec['loss']:.4f}{extra} "
               f"[{rec['seconds']:.0f}s]", flush=True)

@@ -34,6 +34,7 @@ from ..metrics.anomaly import evaluate_per_class
 from .anomaly import _amp_ctx, _heatmap_indices, _write_results, format_results
 from .anomaly_report import metrics_by_defect
 from .mambaalign_losses import AlignLoss, SynthConfig, inject_anomalies
+from .training_state import load_training_state, save_training_state
 
 __all__ = ["AlignConfig", "build_align_model", "evaluate_align", "evaluate_align_checkpoint",
            "save_align_heatmaps", "train_align"]
@@ -253,7 +254,6 @@ def train_align(cfg: AlignConfig) -> dict:
     Returns:
         ``{"results": {class: metrics, "mean": metrics}, "by_defect": {...}, "history": [...]}``.
     """
-    from safetensors.torch import load_model, save_model
     from tqdm.auto import tqdm
 
     device = torch.device(cfg.device)
@@ -274,15 +274,8 @@ def train_align(cfg: AlignConfig) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     criterion = AlignLoss()
     start, history = 0, []
-    state_path = out / "last_state.pt"
     if cfg.resume:
-        if not state_path.exists():
-            raise FileNotFoundError(f"resume: no {state_path} (run without resume first)")
-        load_model(model, str(out / "last.safetensors"), strict=True)
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        state = load_training_state(out, model, optimizer, scheduler, scaler)
         start, history = state["epoch"] + 1, state["history"]
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
     n_params = sum(p.numel() for p in model.parameters())
@@ -330,9 +323,7 @@ def train_align(cfg: AlignConfig) -> dict:
         else:
             print(f"epoch {epoch + 1}: loss {entry['loss']:.4f}")
         history.append(entry)
-        save_model(model, str(out / "last.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(), "epoch": epoch, "history": history}, state_path)
+        save_training_state(out, model, optimizer, scheduler, scaler, epoch, history=history)
     if results is None:  # resumed a finished run: evaluate the last weights again
         keep = _heatmap_indices(test_set, cfg.num_heatmaps)
         results, by_defect, kept = evaluate_align(model, test_set, device, cfg.eval_batch_size, amp,

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["draw_pair_detections"]
 
@@ -23,7 +27,7 @@ def _to_pil(img: Tensor):
 
 def draw_pair_detections(rgb: Tensor, ir: Tensor, detections: dict, target: dict | None = None,
                          class_names: Sequence[str] | None = None, score_thresh: float = 0.3, scale: int = 1,
-                         titles: Sequence[str] = ("RGB", "IR")):
+                         titles: Sequence[str] = ("RGB", "IR")) -> Image.Image:
     """Draw ground truth (green, thin) and detections (one colour per class, with name and score) on the RGB and
     the IR image of a pair, side by side.
 

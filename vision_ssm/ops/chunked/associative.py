@@ -82,23 +82,9 @@ def associative_scan_core(
     Returns:
         ``y`` ``(Bt, D, L)`` and the last state ``(Bt, D, N)``.
     """
-    Bt, Dm, L = u.shape
-    N = A.shape[1]
-    G = _groups(B, C, Dm)
-    Dg = Dm // G
-    T = max(1, min(chunk_size, 1 << max(0, math.ceil(math.log2(max(L, 1))))))
-    nc = max(1, -(-L // T))
-    pad = nc * T - L
-
-    def seq(t: Tensor) -> Tensor:  # (Bt, D, L) -> (Bt, G, Dg, 1, nc, T), zero-padded
-        return F.pad(t, (0, pad)).view(Bt, G, Dg, 1, nc, T)
-
-    def proj(M: Tensor) -> Tensor:  # canonical B/C -> broadcastable (·, G, Dg | 1, N, nc | 1, T | 1)
-        if M.dim() == 2:
-            return M.view(1, G, Dg, N, 1, 1)
-        if M.shape[1] != G:  # B and C with different group counts: one group per channel
-            M = M.repeat_interleave(Dm // M.shape[1], dim=1)
-        return F.pad(M, (0, pad)).view(Bt, G, 1, N, nc, T)
+    lay = ChunkLayout(u, A, B, C, chunk_size)
+    Bt, Dm, L, N, G, Dg, T, nc = lay.Bt, lay.Dm, lay.L, lay.N, lay.G, lay.Dg, lay.T, lay.nc
+    seq, proj = lay.seq, lay.proj
 
     dt6 = seq(dt)
     a = (dt6 * A.view(1, G, Dg, N, 1, 1)).exp()  # (Bt, G, Dg, N, nc, T); padded steps: exp(0) = 1
@@ -112,6 +98,37 @@ def associative_scan_core(
     y = y.reshape(Bt, Dm, nc * T)[..., :L]
     last = c_end[..., -1].reshape(Bt, Dm, N)
     return y, last
+
+
+class ChunkLayout:
+    """The chunked layout shared by the functional forms: ``nc`` chunks of ``T`` steps (``T`` a power of
+    two, at most ``chunk_size``; the tail zero-padded, which leaves the state unchanged) and ``G``
+    groups of ``Dg`` channels.
+
+    :meth:`seq` and :meth:`proj` give the layout ``(Bt, G, Dg | 1, N | 1, nc, T)`` with the step last;
+    the unrolled form permutes the step to the front.
+    """
+
+    def __init__(self, u: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int):
+        self.Bt, self.Dm, self.L = u.shape
+        self.N = A.shape[1]
+        self.G = _groups(B, C, self.Dm)
+        self.Dg = self.Dm // self.G
+        self.T = max(1, min(chunk_size, 1 << max(0, math.ceil(math.log2(max(self.L, 1))))))
+        self.nc = max(1, -(-self.L // self.T))
+        self.pad = self.nc * self.T - self.L
+
+    def seq(self, t: Tensor) -> Tensor:
+        """``(Bt, D, L)`` -> ``(Bt, G, Dg, 1, nc, T)``, zero-padded."""
+        return F.pad(t, (0, self.pad)).view(self.Bt, self.G, self.Dg, 1, self.nc, self.T)
+
+    def proj(self, M: Tensor) -> Tensor:
+        """Canonical B/C -> broadcastable ``(·, G, Dg | 1, N, nc | 1, T | 1)``."""
+        if M.dim() == 2:
+            return M.view(1, self.G, self.Dg, self.N, 1, 1)
+        if M.shape[1] != self.G:  # B and C with different group counts: one group per channel
+            M = M.repeat_interleave(self.Dm // M.shape[1], dim=1)
+        return F.pad(M, (0, self.pad)).view(self.Bt, self.G, 1, self.N, self.nc, self.T)
 
 
 def _groups(B: Tensor, C: Tensor, Dm: int) -> int:

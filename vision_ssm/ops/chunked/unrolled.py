@@ -18,13 +18,10 @@ time (``docs/export.md``).
 """
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .associative import _groups, _inclusive_scan, _shift
+from .associative import ChunkLayout, _inclusive_scan, _shift
 
 __all__ = ["UNROLL_CHUNK", "unrolled_scan_core"]
 
@@ -50,23 +47,14 @@ def unrolled_scan_core(
     Returns:
         ``y`` ``(Bt, D, L)`` and the last state ``(Bt, D, N)``.
     """
-    Bt, Dm, L = u.shape
-    N = A.shape[1]
-    G = _groups(B, C, Dm)
-    Dg = Dm // G
-    T = max(1, min(chunk_size, 1 << max(0, math.ceil(math.log2(max(L, 1))))))
-    nc = max(1, -(-L // T))
-    pad = nc * T - L
+    lay = ChunkLayout(u, A, B, C, chunk_size)
+    Bt, Dm, L, N, G, Dg, T, nc = lay.Bt, lay.Dm, lay.L, lay.N, lay.G, lay.Dg, lay.T, lay.nc
 
-    def seq(t: Tensor) -> Tensor:  # (Bt, D, L) -> (T, Bt, G, Dg, 1, nc), zero-padded
-        return F.pad(t, (0, pad)).view(Bt, G, Dg, 1, nc, T).permute(5, 0, 1, 2, 3, 4)
+    def seq(t: Tensor) -> Tensor:  # (T, Bt, G, Dg, 1, nc)
+        return lay.seq(t).permute(5, 0, 1, 2, 3, 4)
 
-    def proj(M: Tensor) -> Tensor:  # canonical B/C -> broadcastable (T | 1, ·, G, Dg | 1, N, nc | 1)
-        if M.dim() == 2:
-            return M.view(1, 1, G, Dg, N, 1)
-        if M.shape[1] != G:  # B and C with different group counts: one group per channel
-            M = M.repeat_interleave(Dm // M.shape[1], dim=1)
-        return F.pad(M, (0, pad)).view(Bt, G, 1, N, nc, T).permute(5, 0, 1, 2, 3, 4)
+    def proj(M: Tensor) -> Tensor:  # broadcastable (T | 1, ·, G, Dg | 1, N, nc | 1)
+        return lay.proj(M).permute(5, 0, 1, 2, 3, 4)
 
     dtT = seq(dt)
     logdec = (dtT * A.view(1, 1, G, Dg, N, 1)).contiguous()  # (T, Bt, G, Dg, N, nc), ≤ 0; padding: 0

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..geometry import DirectionSet, gather_directions, merge
 from ..scan.api import selective_scan
 from ..scan.prologue import compute_dtype
-from ..scan.ss2d import NUMBA_CHANNEL_LAST_MAX_N
+from ..scan.ss2d import NUMBA_CHANNEL_LAST_MAX_N, check_ss2d_shapes
 from ..scan.tracing import under_tracing
 from .core import _kernels, _np
 
@@ -56,13 +56,9 @@ def ss2d_scan_numba(
     """
     if x.device.type != "cpu":
         raise RuntimeError(f"the numba backend runs on CPU tensors only, got {x.device}")
+    check_ss2d_shapes(x, delta, A, B, C, dirs)
     Bt, Dm, L = x.shape
-    K, N = dirs.K, A.shape[-1]
-    for name, M in (("B", B), ("C", C)):
-        if tuple(M.shape) != (Bt, K, N, L):
-            raise ValueError(f"ss2d_scan: {name} must be (B, K, N, L)={(Bt, K, N, L)}, got {tuple(M.shape)}")
-    if tuple(A.shape) != (K * Dm, N):
-        raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
+    N = A.shape[-1]
     if _needs_grad(x, delta, A, B, C, D, delta_bias) or under_tracing(x):
         return _unfused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)
     ct = compute_dtype(x.dtype)
@@ -71,14 +67,18 @@ def ss2d_scan_numba(
     with torch.autocast("cpu", enabled=False):
         xc, dc, Ac = (t.to(ct) for t in (x, delta, A))
         Bc, Cc = (M.to(ct).transpose(2, 3) for M in (B, C))  # (Bt, K, L, N)
-        dummy = torch.zeros(1, dtype=ct)
-        Dc = dummy if D is None else D.to(ct)
-        bc = dummy if delta_bias is None else delta_bias.to(ct)
         out = torch.empty(Bt, Dm, L, dtype=ct)
-        _kernels().ss2d_fwd(_np(xc), _np(dc), _np(Ac), _np(Bc), _np(Cc), _np(Dc), _np(bc),
-                            _np(dirs.index_as("cpu")), D is not None, delta_bias is not None,
+        _kernels().ss2d_fwd(_np(xc), _np(dc), _np(Ac), _np(Bc), _np(Cc), *_tail_args(D, delta_bias, dirs, ct),
                             bool(delta_softplus), out.numpy())
     return out.to(x.dtype)
+
+
+def _tail_args(D: Tensor | None, delta_bias: Tensor | None, dirs: DirectionSet, ct: torch.dtype) -> tuple:
+    """The kernels' ``Dv, bias, idx, has_d, has_bias`` arguments (size-1 dummies for absent inputs)."""
+    dummy = torch.zeros(1, dtype=ct)
+    Dc = dummy if D is None else D.to(ct)
+    bc = dummy if delta_bias is None else delta_bias.to(ct)
+    return _np(Dc), _np(bc), _np(dirs.index_as("cpu")), D is not None, delta_bias is not None
 
 
 def _channel_block(Bt: int, Dm: int) -> int:
@@ -103,11 +103,7 @@ def _fused_channel_last(x, delta, A, B, C, D, delta_bias, dirs: DirectionSet, de
         dc = delta.to(ct).permute(0, 3, 1, 2)
         Bc, Cc = (M.to(ct).permute(0, 3, 1, 2) for M in (B, C))
         A_knd = A.to(ct).view(K, Dm, N).transpose(1, 2)
-        dummy = torch.zeros(1, dtype=ct)
-        Dc = dummy if D is None else D.to(ct)
-        bc = dummy if delta_bias is None else delta_bias.to(ct)
         out = torch.empty(Bt, L, Dm, dtype=ct)
-        _kernels().ss2d_fwd_cl(_np(xc), _np(dc), _np(A_knd), _np(Bc), _np(Cc), _np(Dc), _np(bc),
-                               _np(dirs.index_as("cpu")), D is not None, delta_bias is not None,
+        _kernels().ss2d_fwd_cl(_np(xc), _np(dc), _np(A_knd), _np(Bc), _np(Cc), *_tail_args(D, delta_bias, dirs, ct),
                                bool(delta_softplus), _channel_block(Bt, Dm), out.numpy())
     return out.to(x.dtype).transpose(1, 2)

@@ -39,6 +39,22 @@ def ss2d_channels_last(device: torch.device, backend: str | None, d_state: int, 
     return backend_for_call(device, backend).name == "numba"
 
 
+def check_ss2d_shapes(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, dirs: DirectionSet) -> None:
+    """Raise ``ValueError`` naming the argument unless the shapes fit :func:`ss2d_scan`'s contract (also
+    called by the fused backends, which can be called directly)."""
+    Bt, Dm, L = x.shape
+    K, N = dirs.K, A.shape[-1]
+    if L != dirs.L:
+        raise ValueError(f"ss2d_scan: x has L={L} but the direction set is {dirs.H}x{dirs.W}")
+    if tuple(delta.shape) != (Bt, K, Dm, L):
+        raise ValueError(f"ss2d_scan: delta must be (B, K, D, L)={(Bt, K, Dm, L)}, got {tuple(delta.shape)}")
+    for name, M in (("B", B), ("C", C)):
+        if tuple(M.shape) != (Bt, K, N, L):
+            raise ValueError(f"ss2d_scan: {name} must be (B, K, N, L)={(Bt, K, N, L)}, got {tuple(M.shape)}")
+    if tuple(A.shape) != (K * Dm, N):
+        raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
+
+
 def ss2d_scan(
     x: Tensor,
     delta: Tensor,
@@ -69,12 +85,9 @@ def ss2d_scan(
     Returns:
         ``(Bt, D, L)`` in ``x``'s dtype: ``Σ_k`` (scan of direction ``k``) mapped back to pixels.
     """
+    check_ss2d_shapes(x, delta, A, B, C, dirs)
     Bt, Dm, L = x.shape
     K = dirs.K
-    if L != dirs.L:
-        raise ValueError(f"ss2d_scan: x has L={L} but the direction set is {dirs.H}x{dirs.W}")
-    if tuple(delta.shape) != (Bt, K, Dm, L):
-        raise ValueError(f"ss2d_scan: delta must be (B, K, D, L)={(Bt, K, Dm, L)}, got {tuple(delta.shape)}")
     fused = backend_for_call(x.device, backend).load_ss2d()
     if fused is not None:
         return fused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)

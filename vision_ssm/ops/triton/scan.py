@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..geometry import DirectionSet
+from ..scan.ss2d import check_ss2d_shapes
 from ..scan.tracing import under_tracing
 from ._launch import scan_backward, scan_forward, use_ksplit
 from ._merge import sum_slabs
@@ -275,14 +276,7 @@ def ss2d_scan_triton(
 
     Arguments, shapes and returns: :class:`~vision_ssm.ops.scan.signature.SS2DScanFn`.
     """
-    Bt, Dm, L = x.shape
-    K = dirs.K
-    N = A.shape[-1]
-    for name, M in (("B", B), ("C", C)):
-        if tuple(M.shape) != (Bt, K, N, L):
-            raise ValueError(f"ss2d_scan: {name} must be (B, K, N, L)={(Bt, K, N, L)}, got {tuple(M.shape)}")
-    if tuple(A.shape) != (K * Dm, N):
-        raise ValueError(f"ss2d_scan: A must be (K*D, N)={(K * Dm, N)}, got {tuple(A.shape)}")
+    check_ss2d_shapes(x, delta, A, B, C, dirs)
     need = _needs_grad(x, delta, A, B, C, D, delta_bias)
     if under_tracing(x):  # the opaque custom op (see custom_ops); same kernels
         idx = dirs.index.to(device=x.device, dtype=torch.int32)
