@@ -125,7 +125,39 @@ def load_image(path: str | Path, channels: int) -> Tensor:
     return t.float().div_(255.0)
 
 
-class RGBIRDetectionDataset(Dataset):
+class PairDataset(Dataset):
+    """What every paired RGB–IR detection dataset shares: ``load(i)`` (subclasses) gives the un-augmented
+    sample; ``dataset[i]`` applies ``self.transform`` with a generator seeded by ``(seed, epoch, i)``, so an
+    epoch's augmentation is reproducible and :meth:`set_epoch` changes it. Subclasses set
+    ``class_names``, ``transform``, ``seed`` and ``epoch``."""
+
+    class_names: list[str]
+    transform: Callable[[PairSample, torch.Generator], PairSample] | None
+    seed: int
+    epoch: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation draws (call once per epoch)."""
+        self.epoch = int(epoch)
+
+    def load(self, i: int) -> PairSample:
+        """Sample ``i`` without augmentation."""
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> PairSample:
+        sample = self.load(i)
+        if self.transform is not None:
+            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF)
+            sample = self.transform(sample, g)
+            check_sample(sample)
+        return sample
+
+
+class RGBIRDetectionDataset(PairDataset):
     """Annotated RGB–IR pairs read from disk (see the module docstring for the sample layout).
 
     Args:
@@ -151,14 +183,6 @@ class RGBIRDetectionDataset(Dataset):
                 raise ValueError(f"{r.stem}: label {int(r.labels.max())} out of range for {k} classes "
                                  f"{self.class_names}")
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation draws (call once per epoch)."""
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return len(self.records)
 
@@ -176,14 +200,6 @@ class RGBIRDetectionDataset(Dataset):
         target = {"boxes": boxes, "labels": torch.as_tensor(r.labels, dtype=torch.int64).reshape(-1),
                   "image_id": torch.tensor(i, dtype=torch.int64)}
         return rgb, ir, target
-
-    def __getitem__(self, i: int) -> PairSample:
-        sample = self.load(i)
-        if self.transform is not None:
-            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF)
-            sample = self.transform(sample, g)
-            check_sample(sample)
-        return sample
 
 
 def collate_pairs(batch: Sequence[PairSample]) -> tuple[list[tuple[Tensor, Tensor]], list[dict]]:

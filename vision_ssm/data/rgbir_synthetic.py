@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from .rgbir_transforms import PairSample, check_sample
+from .rgbir_detection import PairDataset
+from .rgbir_transforms import PairSample
 
 __all__ = ["CLASS_NAMES", "CLASS_VISIBILITY", "SyntheticRGBIR", "make_scene", "write_yolo_layout"]
 
@@ -108,7 +108,7 @@ def make_scene(g: torch.Generator, size: int = 64, max_objects: int = 3) -> Pair
     return rgb.clamp(0, 1), ir.clamp(0, 1), target
 
 
-class SyntheticRGBIR(Dataset):
+class SyntheticRGBIR(PairDataset):
     """``n`` generated scenes from ``seed`` (:func:`make_scene`), held in memory; the same sample layout and
     interface (``class_names``, ``num_classes``, ``set_epoch``, ``ir_channels``) as
     :class:`~vision_ssm.data.rgbir_detection.RGBIRDetectionDataset`.
@@ -132,27 +132,12 @@ class SyntheticRGBIR(Dataset):
         self.samples = [make_scene(g, size, max_objects) for _ in range(n)]
         self.size, self.seed, self.transform, self.epoch = size, seed, transform, 0
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return len(self.samples)
 
     def load(self, i: int) -> PairSample:
         rgb, ir, t = self.samples[i]
         return rgb, ir, {**t, "image_id": torch.tensor(i, dtype=torch.int64)}
-
-    def __getitem__(self, i: int) -> PairSample:
-        sample = self.load(i)
-        if self.transform is not None:
-            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF)
-            sample = self.transform(sample, g)
-            check_sample(sample)
-        return sample
 
 
 def write_yolo_layout(dataset: SyntheticRGBIR, root: str | Path, split: str = "train",
