@@ -6,6 +6,7 @@ it is importable)::
     python -m benchmarks.gpu_scan                  # both tables, bf16 inputs, fp32 state
     python -m benchmarks.gpu_scan --tune scan,ss2d # also time the triton tile configurations
     python -m benchmarks.gpu_scan --json out.json  # also write every number (with spreads)
+    python -m benchmarks.gpu_scan --only ss2d --official-vmamba ~/src/VMamba  # + the official route
 
 Shapes are the issue's (Bt, K·D, L, N): VMamba-T vanilla stage 1 (N=16), VMamba-T s1l8 stage 1
 (N=1) and stage 2. The 1-D table times ``selective_scan`` on already-routed inputs with ``G = K``
@@ -18,6 +19,11 @@ layer hands the core on CUDA, so no copies). The memory floor is the bytes each 
 same run. Times are medians of
 ``triton.testing.do_bench`` (:func:`benchmarks.common.kernel_stats`; the JSON also has the
 20%-80% spread); fwd+bwd includes the backward of every differentiable input.
+
+``--official-vmamba PATH`` (a clone of the official VMamba repository, :mod:`benchmarks.official`) adds
+the official pipeline to the SS2D table: VMamba's Triton ``cross_scan_fn`` on the pixel-domain input,
+mamba-ssm's scan on the four routed copies (δ, B, C come out of the official block already in route
+order, so they are passed as they are), VMamba's Triton ``cross_merge_fn`` back to the pixel domain.
 """
 from __future__ import annotations
 
@@ -168,6 +174,9 @@ def channel_last_copies(x, d, B, C):
             *(M.transpose(2, 3).contiguous().transpose(2, 3) for M in (B, C)))
 
 
+OFFICIAL_ROUTE: tuple | None = None  # (cross_scan_fn, cross_merge_fn) of the official VMamba code, when given
+
+
 def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
     from vision_ssm.ops import get_directions, selective_scan, ss2d_scan
     from vision_ssm.ops.geometry.route import gather_directions, merge
@@ -193,6 +202,15 @@ def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
     }
     if mamba is not None:
         impls["routed_mamba"] = lambda: routed(lambda xs, ds, Bs, Cs: mamba(xs, ds, A, Bs, Cs, D, bias))
+    if mamba is not None and OFFICIAL_ROUTE is not None and K == 4:
+        cross_scan, cross_merge = OFFICIAL_ROUTE
+
+        def official():
+            xs = cross_scan(x.view(Bt, Dm, H, W)).view(Bt, K * Dm, L)
+            ys = mamba(xs, d.view(Bt, K * Dm, L), A, B, C, D, bias)
+            return cross_merge(ys.view(Bt, K, Dm, H, W))
+
+        impls["official"] = official
     floor_bytes = 2 * x.numel() * x.element_size() + d.numel() * d.element_size() + 2 * B.numel() * B.element_size()
     row = {"shape": (Bt, K * Dm, L, N), "floor_fwd_ms": floor_bytes / bw * 1e3}
     _time_impls({k: v for k, v in impls.items() if k != "fused_cl"}, [x, d, A, B, C, D, bias], row)
@@ -220,6 +238,15 @@ def ss2d_table(dtype, bw, results):
                           f"{r['floor_fwd_ms']:.3f}", f"{fc / r['floor_fwd_ms']:.2f}x", f"{fb:.3f}", f"{fcb:.3f}",
                           f"{m_b:.3f}", f"{r['routed_triton_fwdbwd_ms']:.3f}", f"{m_f / f:.2f}x ({m_f / fc:.2f}x)",
                           f"{m_b / fb:.2f}x ({m_b / fcb:.2f}x)"]))
+    if any("official_fwd_ms" in r for r in rows):
+        print("\nagainst the official pipeline (VMamba's cross-scan + mamba-ssm + VMamba's cross-merge), ms")
+        print("shape | official fwd | fused_cl fwd | official/fused_cl fwd | official f+b | fused_cl f+b | "
+              "official/fused_cl f+b")
+        for r in rows:
+            o_f, o_b = r.get("official_fwd_ms", nan), r.get("official_fwdbwd_ms", nan)
+            fc, fcb = r["fused_cl_fwd_ms"], r["fused_cl_fwdbwd_ms"]
+            print(" | ".join([str(r["shape"]), f"{o_f:.3f}", f"{fc:.3f}", f"{o_f / fc:.2f}x", f"{o_b:.3f}",
+                              f"{fcb:.3f}", f"{o_b / fcb:.2f}x"]))
 
 
 def _tune_configs(N: int, channels_last: bool) -> list[dict]:
@@ -284,8 +311,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shapes", default="0,1,2", help="comma list of indices into SHAPES")
     p.add_argument("--ksplit", default="auto", choices=["auto", "0", "1"],
                    help="fused SS2D: force one program per direction (1) or per all K directions (0)")
+    p.add_argument("--official-vmamba", default=None, help="a clone of github.com/MzeroMiko/VMamba: add the official "
+                   "cross-scan + mamba-ssm + cross-merge pipeline to the SS2D table")
     a = p.parse_args(argv)
     common.set_threads(a.threads)
+    if a.official_vmamba:
+        from benchmarks.official import official_route
+
+        global OFFICIAL_ROUTE
+        OFFICIAL_ROUTE = official_route(a.official_vmamba)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[a.dtype]
     SHAPES[:] = [SHAPES[int(i)] for i in a.shapes.split(",")]
     env = common.environment("cuda")

@@ -1,0 +1,59 @@
+"""Device-session helper: our model and its official counterpart under torch.profiler, side by side.
+
+``python -m benchmarks.experiments.profile_pair MODEL KIND=PATH [BATCH_TRAIN] [BATCH_INFER]``, e.g.
+``python -m benchmarks.experiments.profile_pair mambavision_tiny mambavision=~/src/MambaVision``.
+For a training step (bf16 autocast, AdamW) and an inference step of each model: the wall time per step
+(mean of 10 after warm-up), the sum of its GPU kernel times, the number of kernels launched, the GPU idle
+share (wall minus kernel time), and the kernels with the most time, so that a gap between the two
+implementations can be traced to kernels (GPU-bound) or to launches (host-bound).
+"""
+import sys
+import time
+
+import timm
+import torch
+
+import vision_ssm  # noqa: F401  (registers the models)
+from benchmarks.gpu_models import _infer_step, train_step
+from benchmarks.official import official_builder
+
+
+def profile(label: str, step, top: int = 12) -> None:
+    for _ in range(5):
+        step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        step()
+    torch.cuda.synchronize()
+    wall = (time.perf_counter() - t0) / 10 * 1e3
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as p:
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+    ev = [e for e in p.key_averages() if e.self_device_time_total > 0]
+    total = sum(e.self_device_time_total for e in ev) / 3 / 1e3
+    launches = sum(e.count for e in ev) // 3
+    print(f"\n{label}: wall {wall:.2f} ms/step, kernels {total:.2f} ms ({launches} launches), GPU idle "
+          f"{max(0.0, 100 * (1 - total / wall)):.0f}%")
+    for e in sorted(ev, key=lambda e: -e.self_device_time_total)[:top]:
+        t = e.self_device_time_total / 3 / 1e3
+        print(f"  {t:7.2f} ms {100 * t / total:5.1f}% {e.count // 3:5d}x  {e.key[:100]}")
+
+
+def main() -> None:
+    name = sys.argv[1]
+    kind, path = sys.argv[2].split("=", 1)
+    bs_train = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+    bs_infer = int(sys.argv[4]) if len(sys.argv) > 4 else 128
+    torch.backends.cudnn.benchmark = True
+    build, label = official_builder(name, {kind: path})
+    models = {name: timm.create_model(name, num_classes=1000).cuda(), label: build().cuda()}
+    for lab, m in models.items():
+        profile(f"{lab} training bs{bs_train}", train_step(m, bs_train, 224))
+    for lab, m in models.items():
+        profile(f"{lab} inference bs{bs_infer}", _infer_step(m, bs_infer, 224))
+
+
+if __name__ == "__main__":
+    main()
