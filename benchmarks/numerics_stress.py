@@ -13,7 +13,9 @@ this script runs the full 1,000.
 Usage (from the repository root)::
 
     python -m benchmarks.numerics_stress [--models test_vmamba test_mambavision] [--steps 1000]
-        [--lr 0.02] [--device cpu|cuda] [--threads N] [--json PATH]
+        [--lr 0.02] [--device cpu|cuda] [--dtype bf16|fp16] [--backend NAME] [--threads N] [--json PATH]
+
+``--dtype fp16`` on CPU runs float16 autocast with a CPU ``GradScaler``, as on CUDA.
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ import torch.nn.functional as F
 
 import vision_ssm  # noqa: F401  (registers the models)
 from benchmarks import common
+from vision_ssm.ops import use_backend
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -120,13 +125,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=sorted(_DTYPES), default=None,
+                   help="autocast dtype (default: bf16 on CPU, fp16 with a GradScaler on CUDA)")
+    p.add_argument("--backend", default=None, help="selective-scan backend (default: automatic)")
     args = p.parse_args()
     common.set_threads(args.threads)
     env = common.environment(args.device)
-    common.print_header(env, f"{args.steps} steps, AdamW lr {args.lr}, autocast on {args.device}")
+    dtype = _DTYPES[args.dtype] if args.dtype else None
+    what = args.dtype or ("bf16" if args.device == "cpu" else "fp16")
+    common.print_header(env, f"{args.steps} steps, AdamW lr {args.lr}, {what} autocast on {args.device}, "
+                             f"backend {args.backend or 'automatic'}")
     results = {}
     for name in args.models:
-        r = stress_train(name, args.steps, args.lr, device=args.device)
+        with use_backend(args.backend):
+            r = stress_train(name, args.steps, args.lr, device=args.device, dtype=dtype)
         results[name] = r.__dict__
         print(f"{name:18s} steps {r.steps}  first non-finite {r.first_nonfinite}  loss {r.loss_first:.3f} -> "
               f"{r.loss_last:.3f}  max |param| {r.max_param_abs:.3g}  skipped {r.skipped_steps}  "

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from ..ops import DirectionSet, resolve_directions
 from ._options import merge_ssm_cfg
+from ._precision import run_fp32
 from .hss import HSSBlock
 from .norm import NormLayer, get_norm
 from .ss2d import SS2D, _direction_source, _resolve_act, init_ss2d_core_, ss2d_core
@@ -181,7 +182,7 @@ class CrossModalSS2D(nn.Module):
         out_norm_eps: Epsilon of the LayerNorm out-norms.
         scan: Scan family or direction set (as :class:`~vision_ssm.layers.SS2D`; default VMamba's cross-scan).
         directions: Number of directions ``K``.
-        force_fp32: Cast the scan inputs to fp32.
+        force_fp32: Cast the scan inputs to fp32 (float16 ones are cast either way; see :func:`ss2d_core`).
         dropout: Dropout after ``out_proj``.
         share_ssm: One SSM core for both modalities (official) instead of one per modality (paper).
         cross_from_updated: Eq. 10 from the updated ``y′_1`` (official) instead of ``y_1`` (paper).
@@ -274,7 +275,8 @@ class CrossModalSS2D(nn.Module):
         x = self.act(getattr(self, f"conv2d{i}")(x.contiguous(memory_format=SS2D._core_memory_format(x))))
         dirs = resolve_directions(self._dirs, x.shape[2], x.shape[3], device=x.device)
         y = ss2d_core(x, *self.ssm_core(i), dirs, force_fp32=self.force_fp32, backend=self.backend)
-        y = getattr(self, f"out_norm{i}")(y.permute(0, 2, 3, 1)).to(z.dtype)
+        norm, y = getattr(self, f"out_norm{i}"), y.permute(0, 2, 3, 1)
+        y = (run_fp32(norm, y) if y.dtype != z.dtype else norm(y)).to(z.dtype)  # an fp32 scan output: fp32 norm
         return y, self.act(z)
 
     def forward(self, x_rgb: Tensor, x_ir: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,6 +15,7 @@ from timm.layers import register_notrace_function
 from torch import Tensor, nn
 
 from ..ops import causal_conv1d, selective_scan
+from ._precision import fp32_scan_inputs, project_fp32, scan_in_fp32
 from ._validate import check_input, check_int, check_number
 from .weight_init import A_log_init, D_init, init_dt_proj_
 
@@ -164,11 +165,16 @@ class Mamba(nn.Module):
             hidden_states: ``(B, L, C)``.
 
         Returns:
-            ``(B, L, C)``.
+            ``(B, L, C)``; fp32 under float16 autocast (the scan and ``out_proj`` then run in fp32: their
+            output can exceed float16's range).
         """
         u, dt, A, b, c, D, z, bias = self.scan_inputs(hidden_states)
+        fp32 = scan_in_fp32(u, dt)  # float16: the scan's output can exceed its range (65504)
+        if fp32:
+            u, dt, b, c, z = fp32_scan_inputs(u, dt, b, c, z)
         y = selective_scan(u, dt, A, b, c, D, z=z, delta_bias=bias, delta_softplus=True, backend=self.backend)
-        return self.out_proj(y.transpose(1, 2))
+        y = y.transpose(1, 2)
+        return project_fp32(self.out_proj, y, hidden_states.dtype) if fp32 else self.out_proj(y)
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, d_inner={self.d_inner}, "

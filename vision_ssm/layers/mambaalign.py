@@ -21,6 +21,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..ops import causal_conv1d, get_directions, route, scatter_directions, selective_scan
 from ._options import merge_ssm_cfg
+from ._precision import autocast_on, fp32_scan_inputs, project_fp32, run_fp32, scan_in_fp32
 from .mamba import Mamba
 from .norm import NormLayer, get_norm
 
@@ -157,9 +158,14 @@ class QSVSSBlock(nn.Module):
         u, dt, z = torch.cat(u, 1), torch.cat(dt, 1), torch.cat(z, 1)  # (B, 4·D, T)
         A, D, bias = torch.cat(A, 0), torch.cat(D, 0), torch.cat(bias, 0)  # (4·D, N), (4·D,)
         b, c = torch.stack(b, 1), torch.stack(c, 1)  # (B, 4, N, T): group k serves route k's channels
+        fp32 = scan_in_fp32(u, dt)  # float16: in fp32, as Mamba.forward does
+        if fp32:
+            u, dt, b, c, z = fp32_scan_inputs(u, dt, b, c, z)
         y = selective_scan(u, dt, A, b, c, D, z=z, delta_bias=bias, delta_softplus=True,
                            backend=self.ssms[0].backend)  # (B, 4·D, T)
-        outs = [m.out_proj(yk.transpose(1, 2)).transpose(1, 2) for m, yk in zip(self.ssms, y.chunk(NUM_ROUTES, 1))]
+        ys = [yk.transpose(1, 2) for yk in y.chunk(NUM_ROUTES, 1)]
+        outs = [(project_fp32(m.out_proj, yk, seqs.dtype) if fp32 else m.out_proj(yk)).transpose(1, 2)
+                for m, yk in zip(self.ssms, ys)]
         return torch.stack(outs, dim=1)
 
     def mix_routes(self, u: Tensor) -> Tensor:
@@ -303,7 +309,8 @@ class CrossMambaInteraction(nn.Module):
             modality: ``"rgb"`` or ``"x"`` (which MLPs and input projection to use).
 
         Returns:
-            ``h`` ``(B, T, N)`` with ``T = H·W`` in raster order.
+            ``h`` ``(B, T, N)`` with ``T = H·W`` in raster order; fp32 for float16 inputs (the states sum
+            up to ``T`` inputs and can exceed float16's range).
         """
         Bt, _, H, W = z.shape
         T, N = H * W, self.d_state
@@ -312,7 +319,7 @@ class CrossMambaInteraction(nn.Module):
         b = getattr(self, f"{modality}_mlp_b")(pooled) * self.B_bar  # (B, N)
         u = getattr(self, f"{modality}_in")(z.flatten(2).transpose(1, 2))  # (B, T, N)
         # h_t = exp(log_a)·h_{t-1} + b·u_t for every (batch, state) pair: fold B into the scan's channels.
-        u = u.transpose(1, 2).reshape(1, Bt * N, T)
+        u = fp32_scan_inputs(u.transpose(1, 2).reshape(1, Bt * N, T))[0]
         ones = u.new_ones(()).expand(1, Bt * N, T)
         h = selective_scan(u, ones, log_a.reshape(Bt * N, 1).float(), b.reshape(Bt * N, 1),
                            u.new_ones(()).expand(Bt * N, 1), backend=self.backend)
@@ -325,13 +332,18 @@ class CrossMambaInteraction(nn.Module):
                              f"got {tuple(f_rgb.shape)} and {tuple(f_x.shape)}")
         Bt, _, H, W = f_rgb.shape
         z_rgb, z_x = self.rgb_pre(f_rgb), self.x_pre(f_x)
+        fp32 = scan_in_fp32(z_rgb, z_x)  # float16: the states, their decoding and the 1×1 conv run in fp32
         h_rgb, h_x = self.states(z_rgb, "rgb"), self.states(z_x, "x")
         t_rgb, t_x = z_rgb.flatten(2).transpose(1, 2), z_x.flatten(2).transpose(1, 2)  # (B, T, D)
-        y_rgb = self.x_c(h_rgb) + self.rgb_d(t_rgb)
-        y_x = self.rgb_c(h_x) + self.x_d(t_x)
+        decode = (lambda lin, h: run_fp32(lin, h)) if fp32 else (lambda lin, h: lin(h))
+        y_rgb = decode(self.x_c, h_rgb) + self.rgb_d(t_rgb)
+        y_x = decode(self.rgb_c, h_x) + self.x_d(t_x)
 
         def out(y: Tensor, m: str) -> Tensor:
             y = y.transpose(1, 2).reshape(Bt, self.d_inner, H, W)
+            if fp32:  # normalised in fp32; cast back outside autocast (a float16 model)
+                y = run_fp32(getattr(self, f"{m}_norm_out"), run_fp32(getattr(self, f"{m}_out"), y))
+                return y if autocast_on(y) else y.to(z_rgb.dtype)
             return getattr(self, f"{m}_norm_out")(getattr(self, f"{m}_out")(y))
 
         return out(y_rgb, "rgb"), out(y_x, "x")

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..ops import selective_scan
 from ._options import pop_deprecated
+from ._precision import fp32_scan_inputs, project_fp32, scan_in_fp32
 from ._validate import check_input, check_int, check_number, check_rate
 from .weight_init import A_log_init, D_init, init_dt_proj_
 
@@ -140,7 +141,8 @@ class MambaVisionMixer(nn.Module):
             x: Tokens ``(B', L', C)``, scanned in the given token order.
 
         Returns:
-            ``(B', L', C)``.
+            ``(B', L', C)``; fp32 under float16 autocast (the scan and ``out_proj`` then run in fp32: their
+            output can exceed float16's range).
         """
         check_input(x, "MambaVisionMixer", "NLC", self.d_model, self.in_proj.weight)
         xz = self.in_proj(x).transpose(1, 2)  # (B', d_inner, L')
@@ -154,12 +156,15 @@ class MambaVisionMixer(nn.Module):
         c = c.transpose(1, 2).contiguous()
         a = -torch.exp(self.A_log.float())
         delta_bias = self.dt_proj.bias.float() if self.double_dt_bias else None
+        fp32 = scan_in_fp32(xs, dt)  # float16: the scan's output can exceed its range (65504)
+        if fp32:
+            xs, dt, b, c, z = fp32_scan_inputs(xs, dt, b, c, z)
         y = selective_scan(
             xs.contiguous(), dt, a, b, c, self.D.float(),
             z=None, delta_bias=delta_bias, delta_softplus=True, backend=self.backend,
         )
         y = torch.cat([y, z], dim=1).transpose(1, 2)  # (B', L', d_inner): concat, not a gate
-        return self.out_proj(y)
+        return project_fp32(self.out_proj, y, x.dtype) if fp32 else self.out_proj(y)
 
 
 class MambaVisionAttention(nn.Module):

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..ops import DirectionSet, DirectionSpec, resolve_directions, scan_order, ss2d_channels_last, ss2d_scan
 from ._fx import is_fx_tracing as _is_fx_tracing
+from ._precision import run_fp32, scan_in_fp32
 from ._validate import check_input, check_int, check_number, check_rate
 from .linear2d import Linear2d
 from .weight_init import A_log_init, D_init, init_dt_proj_
@@ -121,11 +122,14 @@ def ss2d_core(
         A_logs: ``(K*D, N)``; ``A = -exp(A_logs)``.
         Ds: ``(K*D,)`` skip.
         dirs: The K directions for this ``H×W`` (:func:`~vision_ssm.ops.resolve_directions`).
-        force_fp32: Cast the scan inputs to fp32.
+        force_fp32: Cast the scan inputs to fp32. float16 inputs are cast whatever this says: the
+            scan's output (and the sum of the K directions) can exceed float16's range (65504).
         backend: Selective-scan backend (``None``: automatic).
 
     Returns:
-        ``(B, D, H, W)``, the K directions summed back onto the grid (fp32 if ``force_fp32``).
+        ``(B, D, H, W)``, the K directions summed back onto the grid (fp32 if ``force_fp32`` or the
+        projections are float16; normalise it in fp32 before casting it back, see
+        :func:`~vision_ssm.layers._precision.run_fp32`).
     """
     B, Dm, H, W = x.shape
     L = H * W
@@ -151,7 +155,7 @@ def ss2d_core(
         dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
         dts = torch.matmul(dt_projs_weight.unsqueeze(0), dts)  # (B, K, D, L)
         Bs, Cs = Bs.contiguous(), Cs.contiguous()
-    if force_fp32:
+    if force_fp32 or scan_in_fp32(xf, dts):  # float16: the scan's output can exceed its range
         xf, dts, Bs, Cs = xf.float(), dts.float(), Bs.float(), Cs.float()
     As = -torch.exp(A_logs.float())
     y = ss2d_scan(
@@ -222,7 +226,9 @@ class SS2D(nn.Module):
             accepted here (the older spelling).
         scan_index_size: If set (``int`` or ``(H, W)``), register MambaAD's ``scans.index_flat`` /
             ``scans.index_flat_inv`` buffers for that map size (for strict loading of its checkpoints).
-        force_fp32: Cast the scan inputs to fp32 (VMamba v0); the scan math is fp32 either way.
+        force_fp32: Cast the scan inputs to fp32 (VMamba v0); the scan math is fp32 either way. float16
+            inputs are cast whatever this says (the scan's output can exceed float16's range), and an
+            fp32 scan output goes through ``out_norm`` in fp32 before the cast back.
         dropout: Dropout after ``out_proj``.
         dt_min: Smallest initial step size.
         dt_max: Largest initial step size.
@@ -340,7 +346,7 @@ class SS2D(nn.Module):
         return dirs
 
     def forward_core(self, x: Tensor) -> Tensor:
-        """The K-direction scan of a ``(B, D, H, W)`` map; returns ``(B, D, H, W)`` (fp32 if ``force_fp32``).
+        """The K-direction scan of a ``(B, D, H, W)`` map; returns ``(B, D, H, W)`` (fp32 if ``force_fp32`` or float16).
 
         A channel-last ``x`` (``torch.channels_last`` memory, as :meth:`forward` makes it on CUDA)
         keeps every scan input and the output channel-last (unit channel stride), which the fused
@@ -369,7 +375,7 @@ class SS2D(nn.Module):
         y = self.forward_core(x)
         if not self.channels_first:
             y = y.permute(0, 2, 3, 1)
-        y = self.out_norm(y).to(in_dtype)
+        y = (run_fp32(self.out_norm, y) if y.dtype != in_dtype else self.out_norm(y)).to(in_dtype)
         if z is not None:
             y = y * self.act(z)
         return self.dropout(self.out_proj(y))

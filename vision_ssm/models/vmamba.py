@@ -61,7 +61,7 @@ class VMamba(nn.Module):
         ssm_conv_bias: SS2D conv bias.
         ssm_drop_rate: SS2D output dropout.
         ssm_gate: SS2D ``z`` gate (``False`` = v2 ``_noz``).
-        ssm_force_fp32: SS2D casts scan inputs to fp32.
+        ssm_force_fp32: SS2D casts scan inputs to fp32 (float16 ones always).
         scan: Scan family of every SS2D (VMamba: ``"sweep"``).
         directions: Number of scan directions (VMamba: 4).
         mlp_ratio: MLP ratio in each block (0: no MLP, vanilla VMamba).
