@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ._fx import is_fx_tracing
 from ._validate import _autocast_on
 
 __all__ = ["autocast_on", "fp32_scan_inputs", "project_fp32", "run_fp32", "scan_in_fp32"]
@@ -30,7 +31,10 @@ def autocast_on(x: Tensor) -> bool:
 
 def scan_in_fp32(*tensors: Tensor | None) -> bool:
     """Whether a scan on these inputs must run on fp32 copies: any of them is float16 (whose range the
-    scan's output can exceed)."""
+    scan's output can exceed). Always ``False`` under FX symbolic tracing, whose proxies carry no dtype
+    (the traced graph is the fp32 / bfloat16 one)."""
+    if is_fx_tracing():
+        return False
     return any(t is not None and t.dtype == torch.float16 for t in tensors)
 
 
