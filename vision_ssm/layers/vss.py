@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ._options import merge_ssm_cfg, pop_deprecated
 from ._validate import check_input, check_int, check_number, check_rate
+from .layout_conv import LayoutConv2d
 from .linear2d import Linear2d
 from .norm import NormLayer, get_norm
 from .ss2d import SS2D
@@ -187,7 +188,7 @@ def vmamba_patch_embed(in_chans: int, embed_dim: int, patch_size: int = 4, patch
     to_first = nn.Identity() if cf else Permute(0, 3, 1, 2)
     if version == "v1":
         return nn.Sequential(
-            nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=True, **dd),
+            LayoutConv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=True, **dd),
             to_last,
             norm(embed_dim, **dd) if patch_norm else nn.Identity(),
         )
@@ -196,12 +197,12 @@ def vmamba_patch_embed(in_chans: int, embed_dim: int, patch_size: int = 4, patch
             raise ValueError("patchembed v2 has a fixed stride of 4")
         mid = embed_dim // 2
         return nn.Sequential(
-            nn.Conv2d(in_chans, mid, 3, stride=2, padding=1, **dd),
+            LayoutConv2d(in_chans, mid, 3, stride=2, padding=1, **dd),
             to_last if patch_norm else nn.Identity(),
             norm(mid, **dd) if patch_norm else nn.Identity(),
             to_first if patch_norm else nn.Identity(),
             nn.GELU(),
-            nn.Conv2d(mid, embed_dim, 3, stride=2, padding=1, **dd),
+            LayoutConv2d(mid, embed_dim, 3, stride=2, padding=1, **dd),
             to_last,
             norm(embed_dim, **dd) if patch_norm else nn.Identity(),
         )
@@ -257,9 +258,9 @@ def vmamba_downsample(dim: int, out_dim: int, norm_layer: NormLayer = "ln", vers
         return PatchMerging2D(dim, out_dim, norm_layer, **dd)
     norm, cf = get_norm(norm_layer)
     if version == "v2":
-        conv = nn.Conv2d(dim, out_dim, 2, stride=2, **dd)
+        conv = LayoutConv2d(dim, out_dim, 2, stride=2, **dd)
     elif version == "v3":
-        conv = nn.Conv2d(dim, out_dim, 3, stride=2, padding=1, **dd)
+        conv = LayoutConv2d(dim, out_dim, 3, stride=2, padding=1, **dd)
     else:
         raise ValueError(f"unknown downsample version {version!r} (expected 'v1', 'v2' or 'v3')")
     return nn.Sequential(
