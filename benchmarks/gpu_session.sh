@@ -10,6 +10,10 @@
 #              selective_scan_cuda (the speed anchor); built in the background while the tests run.
 #              Without it, the anchor columns are empty unless mamba-ssm is already installed.
 #   MAX_JOBS   parallel compile jobs for that build (default: 12)
+#   OFFICIAL_VMAMBA, OFFICIAL_MAMBAVISION
+#              your clones of github.com/MzeroMiko/VMamba and github.com/NVlabs/MambaVision: the models
+#              and the SS2D core are then also timed side by side with the official code
+#              (benchmarks/official.py; both need mamba-ssm's selective_scan_cuda).
 #
 # Steps: every GPU test (pytest -m gpu, the parked experiments' included); the selective-scan /
 # SS2D-core tables and the model table; the models under torch.compile (CUDA graphs); profiles of
@@ -28,6 +32,17 @@ $PY -m benchmarks.gpu_scan --json "$OUT/scan.json" 2>&1 | tee "$OUT/scan.log" | 
 $PY -m benchmarks.gpu_models --backends triton,mamba_ssm --json "$OUT/models.json" 2>&1 | tee "$OUT/models.log" | tail -8
 $PY -m benchmarks.gpu_models --models vmamba_tiny_s1l8,mambavision_tiny,convnext_tiny --compile reduce-overhead \
   --json "$OUT/models_compiled.json" 2>&1 | tee "$OUT/models_compiled.log" | tail -4
+OFF=()
+[ -n "${OFFICIAL_VMAMBA:-}" ] && OFF+=(--official-vmamba "$OFFICIAL_VMAMBA")
+[ -n "${OFFICIAL_MAMBAVISION:-}" ] && OFF+=(--official-mambavision "$OFFICIAL_MAMBAVISION")
+if [ ${#OFF[@]} -gt 0 ]; then
+  $PY -m benchmarks.gpu_models --models vmamba_tiny_s1l8,mambavision_tiny "${OFF[@]}" --windows 7 \
+    --json "$OUT/models_official.json" 2>&1 | tee "$OUT/models_official.log" | tail -4
+  [ -n "${OFFICIAL_VMAMBA:-}" ] && $PY -m benchmarks.gpu_scan --only ss2d --official-vmamba "$OFFICIAL_VMAMBA" \
+    --json "$OUT/scan_official.json" 2>&1 | tee "$OUT/scan_official.log" | tail -5
+  [ -n "${OFFICIAL_MAMBAVISION:-}" ] && $PY -m benchmarks.experiments.profile_pair mambavision_tiny \
+    "mambavision=$OFFICIAL_MAMBAVISION" 2>&1 | tee "$OUT/profile_pair.log" | grep -v -i warn
+fi
 $PY -m benchmarks.experiments.profile_model vmamba_tiny_s1l8 64 2>&1 | tail -52
 $PY -m benchmarks.experiments.profile_model vmamba_tiny_s1l8 64 default 2>&1 | tail -52
 $PY -m benchmarks.experiments.step_counts 2>&1 | tail -1 > "$OUT/step_counts.json"; head -c 400 "$OUT/step_counts.json"; echo
