@@ -32,7 +32,7 @@ def inputs(K: int, Dm: int, H: int, N: int, seed: int = 0) -> list[torch.Tensor]
 
 def main(argv: list[str] | None = None) -> int:
     from vision_ssm.ops import get_directions, ss2d_scan
-    from vision_ssm.ops.numba.ss2d import _unfused
+    from vision_ssm.ops.scan.ss2d import route_scan_merge
 
     p = common.parser(__doc__)
     p.add_argument("--windows", type=int, default=15)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
               C.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1), Dv, bias]
         fns = {"fused": lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, backend="numba"),
                "fused-cl": lambda cl=cl, dirs=dirs: ss2d_scan(*cl, dirs, backend="numba"),
-               "generic": lambda a=a, dirs=dirs: _unfused(*a, dirs, True),
+               "generic": lambda a=a, dirs=dirs: route_scan_merge(*a, dirs, True, "numba"),
                "chunked": lambda a=a, dirs=dirs: ss2d_scan(*a, dirs, backend="chunked")}
         with torch.inference_mode():
             s = common.measure(fns, warmup=3, windows=args.windows)

@@ -45,14 +45,7 @@ def _stats(step, warmup: int, iters: int, windows: int = 3) -> common.Stats:
 
 def _infer_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contiguous_format,
               windows: int = 3) -> common.Stats:
-    model.eval()
-    x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
-
-    def step():
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
-            model(x)
-
-    return _stats(step, warmup, iters, windows)
+    return _stats(infer_step(model, bs, img, mf), warmup, iters, windows)
 
 
 def train_step(model, bs: int, img: int, mf=torch.contiguous_format, params_of=None):
@@ -84,7 +77,8 @@ def _train_ms(model, bs: int, img: int, warmup: int, iters: int, mf=torch.contig
     return _stats(step, warmup, iters, windows)
 
 
-def _infer_step(model, bs: int, img: int, mf=torch.contiguous_format):
+def infer_step(model, bs: int, img: int, mf=torch.contiguous_format):
+    """One closure = one bf16-autocast inference step (``torch.inference_mode``) on fixed random input."""
     model.eval()
     x = torch.randn(bs, 3, img, img, device="cuda").contiguous(memory_format=mf)
 
@@ -139,7 +133,7 @@ def bench_pair(name: str, official, infer_bs: int, train_bs: int, img: int, warm
         rows[k]["train_img_s"], rows[k]["train_spread"] = train_bs / st[k].median * 1e3, st[k].spread
     del train
     torch.cuda.empty_cache()
-    infer = {k: _infer_step(runs[k], infer_bs, img, mf) for k in models}
+    infer = {k: infer_step(runs[k], infer_bs, img, mf) for k in models}
     st = common.measure(infer, warmup=warmup, windows=windows, iters=iters, device="cuda")
     for k in models:
         rows[k]["infer_img_s"], rows[k]["infer_spread"] = infer_bs / st[k].median * 1e3, st[k].spread

@@ -8,31 +8,19 @@ share (wall minus kernel time), and the kernels with the most time, so that a ga
 implementations can be traced to kernels (GPU-bound) or to launches (host-bound).
 """
 import sys
-import time
 
 import timm
 import torch
 
 import vision_ssm  # noqa: F401  (registers the models)
-from benchmarks.gpu_models import _infer_step, train_step
+from benchmarks.experiments.profile_model import kernel_profile
+from benchmarks.gpu_models import infer_step, train_step
 from benchmarks.official import official_builder
 
 
 def profile(label: str, step, top: int = 12) -> None:
-    for _ in range(5):
-        step()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(10):
-        step()
-    torch.cuda.synchronize()
-    wall = (time.perf_counter() - t0) / 10 * 1e3
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as p:
-        for _ in range(3):
-            step()
-        torch.cuda.synchronize()
-    ev = [e for e in p.key_averages() if e.self_device_time_total > 0]
-    total = sum(e.self_device_time_total for e in ev) / 3 / 1e3
+    wall, ev, total = kernel_profile(step)
+    total /= 1e3
     launches = sum(e.count for e in ev) // 3
     print(f"\n{label}: wall {wall:.2f} ms/step, kernels {total:.2f} ms ({launches} launches), GPU idle "
           f"{max(0.0, 100 * (1 - total / wall)):.0f}%")
@@ -52,7 +40,7 @@ def main() -> None:
     for lab, m in models.items():
         profile(f"{lab} training bs{bs_train}", train_step(m, bs_train, 224))
     for lab, m in models.items():
-        profile(f"{lab} inference bs{bs_infer}", _infer_step(m, bs_infer, 224))
+        profile(f"{lab} inference bs{bs_infer}", infer_step(m, bs_infer, 224))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from vision_ssm.ops import get_directions, ss2d_scan
 
 pytest.importorskip("numba")
 
-from vision_ssm.ops.numba.ss2d import _unfused  # noqa: E402
+from vision_ssm.ops.scan.ss2d import route_scan_merge  # noqa: E402
 
 
 def _inputs(Bt, Dm, H, W, K, N, seed=0, dtype=torch.float32):
@@ -37,7 +37,7 @@ def test_fused_equals_reference_and_generic(family, K, N, H, W, Bt, optional, so
         delta = delta.abs() * 0.3
     with torch.no_grad():
         fused = ss2d_scan(x, delta, A, B, C, D, bias, dirs, softplus, backend="numba")
-        generic = _unfused(x, delta, A, B, C, D, bias, dirs, softplus)
+        generic = route_scan_merge(x, delta, A, B, C, D, bias, dirs, softplus, "numba")
         ref = ss2d_scan(x, delta, A, B, C, D, bias, dirs, softplus, backend="reference")
     assert fused.shape == x.shape and fused.dtype == x.dtype
     torch.testing.assert_close(fused, generic, rtol=1e-5, atol=1e-5)

@@ -15,26 +15,15 @@ import math
 import torch
 from torch import Tensor
 
-from ..geometry import DirectionSet, gather_directions, merge
-from ..scan.api import selective_scan
+from ..geometry import DirectionSet
 from ..scan.prologue import compute_dtype
-from ..scan.ss2d import NUMBA_CHANNEL_LAST_MAX_N, check_ss2d_shapes
+from ..scan.ss2d import NUMBA_CHANNEL_LAST_MAX_N, check_ss2d_shapes, route_scan_merge
 from ..scan.tracing import under_tracing
 from .core import _kernels, _np
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
-def _unfused(x, delta, A, B, C, D, delta_bias, dirs: DirectionSet, delta_softplus: bool) -> Tensor:
-    Bt, Dm, L = x.shape
-    K = dirs.K
-    xs = gather_directions(x.unsqueeze(1).expand(Bt, K, Dm, L), dirs).reshape(Bt, K * Dm, L)
-    ds = gather_directions(delta, dirs).reshape(Bt, K * Dm, L)
-    ys = selective_scan(xs, ds, A, gather_directions(B, dirs), gather_directions(C, dirs), D, None, delta_bias,
-                        delta_softplus, backend="numba")
-    return merge(ys.view(Bt, K, Dm, L), dirs).reshape(Bt, Dm, L)
 
 
 def ss2d_scan_numba(
@@ -60,7 +49,7 @@ def ss2d_scan_numba(
     Bt, Dm, L = x.shape
     N = A.shape[-1]
     if _needs_grad(x, delta, A, B, C, D, delta_bias) or under_tracing(x):
-        return _unfused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)
+        return route_scan_merge(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus, "numba")
     ct = compute_dtype(x.dtype)
     if x.stride(1) == 1 and Dm > 1 and N <= NUMBA_CHANNEL_LAST_MAX_N:  # channel-last: vectorised over channels
         return _fused_channel_last(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus, ct)

@@ -86,11 +86,20 @@ def ss2d_scan(
         ``(Bt, D, L)`` in ``x``'s dtype: ``Σ_k`` (scan of direction ``k``) mapped back to pixels.
     """
     check_ss2d_shapes(x, delta, A, B, C, dirs)
-    Bt, Dm, L = x.shape
-    K = dirs.K
     fused = backend_for_call(x.device, backend).load_ss2d()
     if fused is not None:
         return fused(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus)
+    return route_scan_merge(x, delta, A, B, C, D, delta_bias, dirs, delta_softplus, backend)
+
+
+def route_scan_merge(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                     delta_bias: Tensor | None, dirs: DirectionSet, delta_softplus: bool,
+                     backend: str | None) -> Tensor:
+    """The unfused SS2D core (shapes as :func:`ss2d_scan`, already checked): route the K copies, run
+    ``backend``'s 1-D :func:`~vision_ssm.ops.selective_scan` on them, merge back to pixels. Fused cores
+    fall back to it where they do not apply (e.g. numba's when a gradient is needed)."""
+    Bt, Dm, L = x.shape
+    K = dirs.K
     xs = gather_directions(x.unsqueeze(1).expand(Bt, K, Dm, L), dirs).reshape(Bt, K * Dm, L)
     ds = gather_directions(delta, dirs).reshape(Bt, K * Dm, L)
     Bs = gather_directions(B, dirs)
