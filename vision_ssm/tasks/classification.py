@@ -9,7 +9,8 @@ Any timm model name works (vision_ssm's VMamba / MambaVision models are register
   stepped per update (``sched_on_updates``) or per epoch;
 * ``timm.utils.ModelEmaV3``, AMP (bf16, or fp16 with a ``GradScaler``), gradient clipping (``timm.utils
   .dispatch_clip_grad``), channels_last, gradient checkpointing, gradient accumulation (``no_sync`` on the
-  micro-batches that do not step), optional ``SyncBatchNorm``;
+  micro-batches that do not step), optional ``SyncBatchNorm``; ``cuda_graph``: the training forward and backward
+  replayed from CUDA graphs (:class:`~vision_ssm.tasks.cuda_graph.CudaGraphForward`; one GPU, no DDP);
 * ``torch.nn.parallel.DistributedDataParallel`` when ``WORLD_SIZE > 1`` (NCCL on CUDA, Gloo on CPU); only rank 0
   logs, draws progress bars and writes files; metrics are exact sums over all ranks.
 
@@ -51,6 +52,7 @@ from .classification_io import (
     write_json,
     write_log_csv,
 )
+from .cuda_graph import CudaGraphForward
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup_distributed, init_distributed
 
 __all__ = ["ClassificationConfig", "build_model", "build_optimizer", "evaluate", "train", "validate"]
@@ -101,10 +103,13 @@ def build_optimizer(cfg: ClassificationConfig, model: nn.Module, global_batch: i
                                layer_decay=cfg.layer_decay)
 
 
+_AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def _autocast(info: DistInfo, amp: str | None):
     if not amp:
         return contextlib.nullcontext()
-    return torch.autocast(info.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast(info.device.type, dtype=_AMP_DTYPES[amp])
 
 
 @torch.no_grad()
@@ -220,6 +225,9 @@ def train(cfg: ClassificationConfig) -> dict:
         mixup = build_mixup(cfg, num_classes)
         criterion = build_criterion(cfg, mixup is not None).to(info.device)
         ddp = model
+        if cfg.cuda_graph and (info.device.type != "cuda" or info.distributed):
+            raise ValueError("cuda_graph=True needs one CUDA device and no DDP (world size 1); got device "
+                             f"{info.device}, world size {info.world_size}")
         if info.distributed:
             ids = [info.device.index] if info.device.type == "cuda" else None
             ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -227,6 +235,8 @@ def train(cfg: ClassificationConfig) -> dict:
             cfg_dict = dataclasses.asdict(cfg)
             _write_yaml(cfg_dict, out / "config.yaml")
 
+        # the training forward and backward replayed from CUDA graphs (captured at the first batch)
+        forward = CudaGraphForward(model, _AMP_DTYPES[cfg.amp or None]) if cfg.cuda_graph else ddp
         t_start = time.time()
         for epoch in range(start_epoch, num_epochs):
             _seed_all(_epoch_seed(cfg.seed, info.rank, epoch))
@@ -250,7 +260,7 @@ def train(cfg: ClassificationConfig) -> dict:
                 sync = contextlib.nullcontext() if (step_now or not info.distributed) else ddp.no_sync()
                 with sync:
                     with _autocast(info, cfg.amp):
-                        loss = criterion(ddp(x), y)
+                        loss = criterion(forward(x), y)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}, batch {i}")
                     scaler.scale(loss / group_size).backward()

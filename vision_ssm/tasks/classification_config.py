@@ -67,6 +67,9 @@ class ClassificationConfig:
         amp: ``None``/``""`` (fp32), ``"bf16"`` or ``"fp16"`` (with a GradScaler).
         channels_last: NHWC memory format for model and inputs.
         grad_checkpointing: ``model.set_grad_checkpointing(True)``.
+        cuda_graph: replay the training forward and backward from CUDA graphs captured at the first batch
+            (:class:`~vision_ssm.tasks.cuda_graph.CudaGraphForward`): one CUDA device, no DDP, no gradient
+            checkpointing; evaluation stays eager.
         sync_bn: convert BatchNorm to SyncBatchNorm when distributed.
         device: ``"auto"`` (cuda:LOCAL_RANK if available, else cpu), ``"cpu"``, ``"cuda"``...
         workers: DataLoader workers per process.
@@ -133,6 +136,7 @@ class ClassificationConfig:
     amp: str | None = None
     channels_last: bool = False
     grad_checkpointing: bool = False
+    cuda_graph: bool = False
     sync_bn: bool = False
     device: str = "auto"
     workers: int = 2
@@ -154,6 +158,9 @@ class ClassificationConfig:
         _check(self.eval_every >= 0, "eval_every", self.eval_every, "an integer >= 0")
         _check(self.mixup >= 0 and self.cutmix >= 0, "mixup/cutmix", (self.mixup, self.cutmix), "values >= 0")
         _check(isinstance(self.model_kwargs, dict), "model_kwargs", self.model_kwargs, "a dict")
+        if self.cuda_graph and self.grad_checkpointing:
+            raise ValueError("cuda_graph=True and grad_checkpointing=True cannot be combined: checkpointing re-runs "
+                             "the forward inside the backward, which a captured graph cannot")
 
 
 def _check(ok: bool, name: str, got: Any, expects: str) -> None:

@@ -1,0 +1,131 @@
+"""A model's training forward and backward replayed from CUDA graphs, without ``torch.compile``.
+
+An eager training step of a Mamba vision model launches well over a thousand small kernels, and on a fast GPU
+the Python that launches them, not the GPU, sets the pace. :class:`CudaGraphForward` captures the model's
+forward and its backward once (``torch.cuda.make_graphed_callables``) and afterwards replays them: one launch
+each, whatever the number of kernels inside. The loss, ``backward()`` into the parameters' ``.grad``, gradient
+clipping, the optimizer, a ``GradScaler`` and EMA stay ordinary eager code around it.
+
+The capture fixes what a graph cannot change:
+
+- the input's shape, dtype, device and strides (the first batch's): another input raises ``ValueError``
+  instead of being broadcast into the captured buffer;
+- the autocast dtype (autocast is active during capture with its weight-cast cache off, as capture needs);
+- train mode: the graphs run while ``model.training`` is true; in eval mode the model runs eagerly, so
+  evaluation loops need no change.
+
+The captured kernels read and write the model's parameters and buffers in place, so optimizer updates,
+``load_state_dict`` and EMA copies are seen by the next replay; assigning *new* tensors to parameters or buffers
+(``model.to(other_device)``, ``param.data = ...``) is not. The warm-up runs of the capture update BatchNorm running
+statistics; they are restored afterwards, so capturing leaves the model's state as it was.
+
+Not supported, each with a clear error: inputs on the CPU, models with hooks (DistributedDataParallel
+registers them), gradient checkpointing (it re-runs the forward inside the backward), and inputs that need a
+gradient.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["CudaGraphForward"]
+
+
+class CudaGraphForward:
+    """Callable that runs ``model``'s training forward (and, through autograd, its backward) from CUDA graphs.
+
+    The graphs are captured at the first call, from that call's input; every later call must pass an input of
+    the same shape, dtype, device and strides.
+
+    Args:
+        model: The model on a CUDA device, in train mode at the first call. Its ``forward`` takes one tensor.
+        amp_dtype: Autocast dtype of the training step (``torch.bfloat16``, ``torch.float16``), or ``None``
+            for fp32.
+        warmup: Forward and backward runs before the capture (cuDNN / Triton autotuning, allocator); they do
+            not touch ``.grad``, and the buffers they update are restored.
+
+    Example:
+        >>> graphed = CudaGraphForward(model, torch.bfloat16)          # doctest: +SKIP
+        >>> for x, y in loader:                                       # doctest: +SKIP
+        ...     with torch.autocast("cuda", dtype=torch.bfloat16):
+        ...         loss = criterion(graphed(x), y)                   # x: (B, C, H, W), fixed B, H, W
+        ...     loss.backward(); optimizer.step(); optimizer.zero_grad(set_to_none=True)
+    """
+
+    def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None = None, warmup: int = 3) -> None:
+        if amp_dtype not in (None, torch.bfloat16, torch.float16):
+            raise ValueError(f"CudaGraphForward: amp_dtype must be None, torch.bfloat16 or torch.float16, got "
+                             f"{amp_dtype}")
+        if warmup < 1:
+            raise ValueError(f"CudaGraphForward: warmup must be >= 1, got {warmup}")
+        self.model = model
+        self.amp_dtype = amp_dtype
+        self.warmup = warmup
+        self._graphed = None
+        self._spec: tuple | None = None
+
+    @property
+    def captured(self) -> bool:
+        """Whether the graphs have been captured (at the first call)."""
+        return self._graphed is not None
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype, cache_enabled=False)
+
+    @staticmethod
+    def _spec_of(x: Tensor) -> tuple:
+        return tuple(x.shape), x.dtype, x.device, x.stride()
+
+    def _check_model(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"CudaGraphForward: the input must be a tensor, got {type(x).__name__}")
+        if x.device.type != "cuda":
+            raise ValueError(f"CudaGraphForward: CUDA graphs need a CUDA input, got one on {x.device}")
+        if x.requires_grad:
+            raise ValueError("CudaGraphForward: the input must not require a gradient")
+        if not self.model.training:
+            raise ValueError("CudaGraphForward: capture a model in train mode (call model.train() first)")
+        devices = {p.device for p in self.model.parameters()}
+        if devices != {x.device}:
+            raise ValueError(f"CudaGraphForward: the model's parameters are on {sorted(map(str, devices))}, the "
+                             f"input on {x.device}")
+        for name, m in self.model.named_modules():
+            if getattr(m, "grad_checkpointing", False):
+                raise ValueError(f"CudaGraphForward: gradient checkpointing is on ({name or 'model'}); it re-runs "
+                                 "the forward inside the backward, which a captured graph cannot. Turn it off.")
+            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+                raise ValueError(f"CudaGraphForward: module {name or 'model'} has hooks registered; graphs cannot "
+                                 "run them (DistributedDataParallel registers hooks: graphs are single-process)")
+
+    def _capture(self, x: Tensor) -> None:
+        self._check_model(x)
+        saved = {n: b.clone() for n, b in self.model.named_buffers()}
+        with self._autocast():
+            self._graphed = torch.cuda.make_graphed_callables(self.model, (x,), num_warmup_iters=self.warmup)
+        with torch.no_grad():
+            for n, b in self.model.named_buffers():
+                b.copy_(saved[n])
+        self._spec = self._spec_of(x)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Forward ``x`` (``(B, C, H, W)`` or whatever the model takes, as at capture) through the graphs.
+
+        Raises:
+            ValueError: ``x`` differs in shape, dtype, device or strides from the captured input, or the
+                model is in eval mode after the capture.
+        """
+        if self._graphed is None:
+            self._capture(x)
+        elif self._spec_of(x) != self._spec:
+            shape, dtype, device, stride = self._spec
+            raise ValueError(f"CudaGraphForward: captured for input {shape} {dtype} on {device} with strides "
+                             f"{stride}, got {tuple(x.shape)} {x.dtype} on {x.device} with strides {x.stride()}; "
+                             "drop the last incomplete batch (drop_last=True) or capture another instance")
+        if not self.model.training:
+            raise ValueError("CudaGraphForward: the model is in eval mode; the graphs hold the training forward. "
+                             "Call model(x) for eval, CudaGraphForward for training steps.")
+        return self._graphed(x)
