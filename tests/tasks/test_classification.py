@@ -187,6 +187,29 @@ def test_grad_accumulation_matches_a_larger_batch(tiny, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+@pytest.mark.parametrize("bad_call", [1, 4])  # a middle batch; the epoch's last batch (40 images / 8)
+def test_non_finite_loss_stops_training_before_the_checkpoint(tiny, tmp_path, monkeypatch, bad_call):
+    """A NaN loss raises FloatingPointError naming its batch, and the epoch writes no checkpoint."""
+    real = cls_task.build_criterion
+
+    def nan_at(cfg, mixup):
+        crit, calls = real(cfg, mixup), [0]
+
+        class Crit(torch.nn.Module):
+            def forward(self, out, y):
+                calls[0] += 1
+                loss = crit(out, y)
+                return loss * float("nan") if calls[0] == bad_call + 1 else loss
+
+        return Crit()
+
+    monkeypatch.setattr(cls_task, "build_criterion", nan_at)
+    cfg = ClassificationConfig(data_root=str(tiny), output=str(tmp_path / "o"), batch_size=8, epochs=1, **FAST)
+    with pytest.raises(FloatingPointError, match=f"non-finite loss nan at epoch 1, batch {bad_call}"):
+        train(cfg)
+    assert not (tmp_path / "o" / "last.safetensors").exists()
+
+
 def test_command_line_over_yaml(tmp_path):
     from vision_ssm.tasks.classification_config import config_from_args, load_config_file
 

@@ -58,6 +58,22 @@ from .distributed import DistInfo, all_reduce_sum, barrier, cleanup_distributed,
 __all__ = ["ClassificationConfig", "build_model", "build_optimizer", "evaluate", "train", "validate"]
 
 
+def _finite_loss(pending: tuple[torch.Tensor, int, int] | None) -> float | None:
+    """The value of the loss in ``(loss, epoch, batch)`` (``None`` for ``None``).
+
+    Raises:
+        FloatingPointError: the loss is NaN or infinite.
+    """
+    if pending is None:
+        return None
+    loss, epoch, batch = pending
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"non-finite loss {value} at epoch {epoch + 1}, batch {batch}; the epoch's "
+                                 "checkpoint was not written")
+    return value
+
+
 def _seed_all(seed: int) -> None:
     seed = seed % (2**32)
     random.seed(seed)
@@ -243,7 +259,7 @@ def train(cfg: ClassificationConfig) -> dict:
             train_loader.sampler.set_epoch(epoch)
             train_loader.generator.manual_seed(_epoch_seed(cfg.seed, info.rank, epoch))
             ddp.train()
-            loss_sum = seen = 0.0
+            loss_sum, seen, pending = torch.zeros((), device=info.device), 0, None
             t0 = time.time()
             n_batches = len(train_loader)
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{num_epochs}", leave=False,
@@ -261,10 +277,12 @@ def train(cfg: ClassificationConfig) -> dict:
                 with sync:
                     with _autocast(info, cfg.amp):
                         loss = criterion(forward(x), y)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}, batch {i}")
                     scaler.scale(loss / group_size).backward()
-                loss_sum += loss.item() * x.shape[0]
+                # the host waits for the previous step's loss, not this one's: this step is queued behind it, so
+                # the GPU never runs dry; the epoch's loss is summed on the device
+                shown = _finite_loss(pending)
+                pending = (loss.detach(), epoch, i)
+                loss_sum += loss.detach().float() * x.shape[0]
                 seen += x.shape[0]
                 if step_now:
                     if cfg.clip_grad is not None:
@@ -277,10 +295,14 @@ def train(cfg: ClassificationConfig) -> dict:
                     if ema is not None:
                         ema.update(model, step=num_updates)
                     scheduler.step_update(num_updates=num_updates)
-                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+                    if shown is not None:
+                        bar.set_postfix(loss=f"{shown:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             bar.close()
+            _finite_loss(pending)
+            if info.device.type == "cuda":
+                torch.cuda.synchronize(info.device)
             epoch_time = time.time() - t0
-            loss_sum, seen = all_reduce_sum([loss_sum, seen], info)
+            loss_sum, seen = all_reduce_sum([loss_sum.item(), seen], info)
             scheduler.step(epoch + 1)
             row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
                    "epoch_time_s": epoch_time, "train_img_per_s": seen / max(epoch_time, 1e-9)}
