@@ -2,8 +2,9 @@
 
 ``python -m benchmarks.experiments.graph_step [MODELS] [BATCH_TRAIN] [BATCH_INFER]`` (models comma-separated,
 default ``vmamba_tiny_s1l8,mambavision_tiny``). For each model: eager bf16 training and inference steps, then
-the same with the model's forward and backward captured by ``torch.cuda.make_graphed_callables`` (autocast with
-``cache_enabled=False``, as capture requires) and inference replayed from one ``torch.cuda.CUDAGraph``. The
+the same with the model's forward and backward replayed from CUDA graphs by
+:class:`vision_ssm.tasks.cuda_graph.CudaGraphForward` (the recipe's ``--cuda-graph``), and inference replayed
+from one ``torch.cuda.CUDAGraph``. The
 optimizer step stays outside the graph (AdamW, ``foreach`` as in eager; ``fused`` timed as well). Alternating
 timed windows (:func:`benchmarks.common.measure`), img/s and the ratio to eager. Also checks that one graphed
 step gives the same loss as eager from the same weights.
@@ -19,18 +20,16 @@ import torch.nn.functional as F
 
 import vision_ssm  # noqa: F401  (registers the models)
 from benchmarks import common
+from vision_ssm.tasks.cuda_graph import CudaGraphForward
 
 
 def steps(model, x, y, fused: bool = False, graphed: bool = False):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused or None)
-    fwd = model
-    if graphed:
-        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-            fwd = torch.cuda.make_graphed_callables(model, (x,))
+    fwd = CudaGraphForward(model, torch.bfloat16) if graphed else model
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphed):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = F.cross_entropy(fwd(x), y)
         loss.backward()
         opt.step()

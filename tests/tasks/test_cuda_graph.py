@@ -92,11 +92,32 @@ def test_graphed_steps_match_eager(name, amp):
 
 @needs_cuda
 @pytest.mark.gpu
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_accumulated_gradients_match_eager(set_to_none):
+    """Two micro-batches per step, two steps: the graphed gradients are the eager ones (no buffer aliasing)."""
+    eager, graphed_model = _models("test_vmamba")
+    g = CudaGraphForward(graphed_model)
+    gen = torch.Generator(device="cuda").manual_seed(2)
+    for step in range(2):
+        for _ in range(2):
+            x = torch.randn(8, 3, 32, 32, device="cuda", generator=gen)
+            y = torch.randint(0, 10, (8,), device="cuda", generator=gen)
+            for fwd in (eager, g):
+                F.cross_entropy(fwd(x), y).backward()
+        for (n, p), q in zip(eager.named_parameters(), graphed_model.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=f"grad {n} at step {step}")
+        for m in (eager, graphed_model):
+            m.zero_grad(set_to_none=set_to_none)
+
+
+@needs_cuda
+@pytest.mark.gpu
 def test_other_inputs_are_refused():
     _, m = _models("test_mambavision")
     g = CudaGraphForward(m, torch.bfloat16)
     x = torch.randn(8, 3, 32, 32, device="cuda")
     g(x).sum().backward()
+    assert "forward" not in vars(m)  # the model keeps its own forward: model(x) and its copies run eagerly
     for bad in (torch.randn(4, 3, 32, 32, device="cuda"), torch.randn(1, 3, 32, 32, device="cuda"),
                 x.half(), x.contiguous(memory_format=torch.channels_last)):
         with pytest.raises(ValueError, match="captured for input"):
@@ -131,3 +152,39 @@ def test_recipe_with_cuda_graph_learns(tmp_path, model):
     res = train(cfg)
     assert res["top1"] > 60.0, res["history"]
     print(f"{model} cuda_graph: val top-1 {res['top1']:.1f}%, {res['history'][-1]['train_img_per_s']:.0f} img/s")
+
+
+class _FixedBufferGrad(torch.autograd.Function):
+    """``2·w`` whose backward returns its gradient in one fixed buffer, as a graphed backward does."""
+
+    buf = torch.zeros(3)
+
+    @staticmethod
+    def forward(ctx, w):
+        return 2 * w
+
+    @staticmethod
+    def backward(ctx, g):
+        _FixedBufferGrad.buf.copy_(2 * g)
+        return _FixedBufferGrad.buf.detach()
+
+
+@pytest.mark.parametrize("protect", [False, True])
+def test_gradients_do_not_alias_the_graphs_buffers(protect):
+    """Accumulation and zero_grad(set_to_none=False) stay right when gradients come in a fixed buffer."""
+    from vision_ssm.tasks.cuda_graph import ensure_grads
+
+    p = torch.nn.Parameter(torch.ones(3))
+
+    def backward(scale):
+        if protect:
+            ensure_grads([p])
+        (scale * _FixedBufferGrad.apply(p)).sum().backward()
+
+    backward(1.0)
+    backward(3.0)  # accumulate: 2 + 6
+    ok_accumulate = torch.equal(p.grad, torch.full((3,), 8.0))
+    p.grad.zero_()  # zero_grad(set_to_none=False)
+    backward(1.0)
+    ok_zeroed = torch.equal(p.grad, torch.full((3,), 2.0))
+    assert (ok_accumulate and ok_zeroed) == protect  # unprotected, autograd keeps the buffer itself as .grad

@@ -11,8 +11,9 @@ The capture fixes what a graph cannot change:
 - the input's shape, dtype, device and strides (the first batch's): another input raises ``ValueError``
   instead of being broadcast into the captured buffer;
 - the autocast dtype (autocast is active during capture with its weight-cast cache off, as capture needs);
-- train mode: the graphs run while ``model.training`` is true; in eval mode the model runs eagerly, so
-  evaluation loops need no change.
+- train mode: the graphs hold the training forward; :class:`CudaGraphForward` refuses to run once the model is
+  switched to eval mode. The model itself is not modified: ``model(x)`` still runs eagerly (evaluation loops
+  need no change), and copies of it (an EMA, ``copy.deepcopy``) are plain models.
 
 The captured kernels read and write the model's parameters and buffers in place, so optimizer updates,
 ``load_state_dict`` and EMA copies are seen by the next replay; assigning *new* tensors to parameters or buffers
@@ -30,7 +31,36 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CudaGraphForward"]
+__all__ = ["CudaGraphForward", "ensure_grads"]
+
+
+def ensure_grads(params: list[nn.Parameter]) -> None:
+    """Give every parameter without a ``.grad`` a zero one (one grouped zero-fill).
+
+    A graphed backward returns its gradients in the graph's fixed buffers. Autograd installs such a buffer as a
+    parameter's ``.grad`` when that is ``None``, and the next replay then writes into it: gradient
+    accumulation would lose the first gradient, and ``zero_grad(set_to_none=False)`` would double every later
+    one. With a ``.grad`` in place, autograd adds the graph's gradient into it instead.
+    """
+    missing = [p for p in params if p.grad is None]
+    if not missing:
+        return
+    zeros = [torch.empty_like(p) for p in missing]
+    torch._foreach_zero_(zeros)
+    for p, z in zip(missing, zeros):
+        p.grad = z
+
+
+class _Forward(nn.Module):
+    """The module handed to ``make_graphed_callables`` (which replaces its ``forward``), so that the user's
+    model keeps its own."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
 
 
 class CudaGraphForward:
@@ -65,6 +95,7 @@ class CudaGraphForward:
         self.warmup = warmup
         self._graphed = None
         self._spec: tuple | None = None
+        self._params: list[nn.Parameter] = []
 
     @property
     def captured(self) -> bool:
@@ -105,11 +136,13 @@ class CudaGraphForward:
         self._check_model(x)
         saved = {n: b.clone() for n, b in self.model.named_buffers()}
         with self._autocast():
-            self._graphed = torch.cuda.make_graphed_callables(self.model, (x,), num_warmup_iters=self.warmup)
+            self._graphed = torch.cuda.make_graphed_callables(_Forward(self.model).train(), (x,),
+                                                              num_warmup_iters=self.warmup)
         with torch.no_grad():
             for n, b in self.model.named_buffers():
                 b.copy_(saved[n])
         self._spec = self._spec_of(x)
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
 
     def __call__(self, x: Tensor) -> Tensor:
         """Forward ``x`` (``(B, C, H, W)`` or whatever the model takes, as at capture) through the graphs.
@@ -128,4 +161,6 @@ class CudaGraphForward:
         if not self.model.training:
             raise ValueError("CudaGraphForward: the model is in eval mode; the graphs hold the training forward. "
                              "Call model(x) for eval, CudaGraphForward for training steps.")
-        return self._graphed(x)
+        ensure_grads(self._params)
+        # the graph's output buffer is overwritten by the next replay: hand out a copy
+        return self._graphed(x).clone()
