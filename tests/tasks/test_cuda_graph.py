@@ -26,6 +26,8 @@ def test_argument_errors():
         CudaGraphForward(m)(torch.randn(2, 4))
     with pytest.raises(TypeError, match="tensor"):
         CudaGraphForward(m)([1.0, 2.0])
+    with pytest.raises(ValueError, match="must not require a gradient"):
+        CudaGraphForward(m)(torch.randn(2, 4, requires_grad=True))
 
 
 def test_recipe_rejects_cuda_graph_where_it_cannot_run(tmp_path):
@@ -122,6 +124,8 @@ def test_other_inputs_are_refused():
                 x.half(), x.contiguous(memory_format=torch.channels_last)):
         with pytest.raises(ValueError, match="captured for input"):
             g(bad)
+    with pytest.raises(ValueError, match="must not require a gradient"):
+        g(x.clone().requires_grad_())
     m.eval()
     with pytest.raises(ValueError, match="eval mode"):
         g(x)

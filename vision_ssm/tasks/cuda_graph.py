@@ -112,12 +112,8 @@ class CudaGraphForward:
         return tuple(x.shape), x.dtype, x.device, x.stride()
 
     def _check_model(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"CudaGraphForward: the input must be a tensor, got {type(x).__name__}")
         if x.device.type != "cuda":
             raise ValueError(f"CudaGraphForward: CUDA graphs need a CUDA input, got one on {x.device}")
-        if x.requires_grad:
-            raise ValueError("CudaGraphForward: the input must not require a gradient")
         if not self.model.training:
             raise ValueError("CudaGraphForward: capture a model in train mode (call model.train() first)")
         devices = {p.device for p in self.model.parameters()}
@@ -148,9 +144,14 @@ class CudaGraphForward:
         """Forward ``x`` (``(B, C, H, W)`` or whatever the model takes, as at capture) through the graphs.
 
         Raises:
-            ValueError: ``x`` differs in shape, dtype, device or strides from the captured input, or the
-                model is in eval mode after the capture.
+            TypeError: ``x`` is not a tensor.
+            ValueError: ``x`` differs in shape, dtype, device or strides from the captured input, requires a
+                gradient, or the model is in eval mode after the capture.
         """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"CudaGraphForward: the input must be a tensor, got {type(x).__name__}")
+        if x.requires_grad:  # the captured backward computes no input gradient
+            raise ValueError("CudaGraphForward: the input must not require a gradient")
         if self._graphed is None:
             self._capture(x)
         elif self._spec_of(x) != self._spec:
