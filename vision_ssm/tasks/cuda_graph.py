@@ -41,6 +41,14 @@ def ensure_grads(params: list[nn.Parameter]) -> None:
     parameter's ``.grad`` when that is ``None``, and the next replay then writes into it: gradient
     accumulation would lose the first gradient, and ``zero_grad(set_to_none=False)`` would double every later
     one. With a ``.grad`` in place, autograd adds the graph's gradient into it instead.
+
+    Example:
+        >>> import torch
+        >>> from vision_ssm.tasks.cuda_graph import ensure_grads
+        >>> w = torch.nn.Parameter(torch.ones(3))
+        >>> ensure_grads([w])
+        >>> w.grad
+        tensor([0., 0., 0.])
     """
     missing = [p for p in params if p.grad is None]
     if not missing:
@@ -77,6 +85,15 @@ class CudaGraphForward:
             not touch ``.grad``, and the buffers they update are restored.
 
     Example:
+        >>> import torch
+        >>> from vision_ssm.tasks.cuda_graph import CudaGraphForward
+        >>> CudaGraphForward(torch.nn.Linear(4, 2))(torch.randn(8, 4))  # graphs are CUDA-only
+        Traceback (most recent call last):
+            ...
+        ValueError: CudaGraphForward: CUDA graphs need a CUDA input, got one on cpu
+
+        On a GPU (``model``, ``loader``, ``criterion``, ``optimizer`` as in any training loop):
+
         >>> graphed = CudaGraphForward(model, torch.bfloat16)          # doctest: +SKIP
         >>> for x, y in loader:                                       # doctest: +SKIP
         ...     with torch.autocast("cuda", dtype=torch.bfloat16):
