@@ -46,7 +46,7 @@ OFF=()
 [ -n "${OFFICIAL_VMAMBA:-}" ] && OFF+=(--official-vmamba "$OFFICIAL_VMAMBA")
 [ -n "${OFFICIAL_MAMBAVISION:-}" ] && OFF+=(--official-mambavision "$OFFICIAL_MAMBAVISION")
 if [ ${#OFF[@]} -gt 0 ]; then
-  $PY -m benchmarks.gpu_models --models vmamba_tiny_s1l8,mambavision_tiny "${OFF[@]}" --windows 7 \
+  $PY -m benchmarks.gpu_models --models vmamba_tiny_s1l8,mambavision_tiny "${OFF[@]}" --windows 7 --channels-last 0,1 \
     --json "$OUT/models_official.json" 2>&1 | tee "$OUT/models_official.log" | tail -4
   [ -n "${OFFICIAL_VMAMBA:-}" ] && $PY -m benchmarks.gpu_scan --only ss2d --official-vmamba "$OFFICIAL_VMAMBA" \
     --json "$OUT/scan_official.json" 2>&1 | tee "$OUT/scan_official.log" | tail -5
