@@ -129,6 +129,9 @@ def test_other_inputs_are_refused():
     m.eval()
     with pytest.raises(ValueError, match="eval mode"):
         g(x)
+    m.train()
+    with torch.autocast("cuda", dtype=torch.bfloat16), pytest.raises(ValueError, match="amp_dtype=None"):
+        CudaGraphForward(m)(x)
 
 
 @needs_cuda

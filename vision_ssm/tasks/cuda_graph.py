@@ -147,6 +147,9 @@ class CudaGraphForward:
 
     def _capture(self, x: Tensor) -> None:
         self._check_model(x)
+        if self.amp_dtype is None and torch.is_autocast_enabled("cuda"):
+            raise ValueError("CudaGraphForward: called under torch.autocast but built with amp_dtype=None; pass the "
+                             "autocast dtype (CudaGraphForward(model, torch.bfloat16)) so the capture uses it")
         saved = {n: b.clone() for n, b in self.model.named_buffers()}
         with self._autocast():
             self._graphed = torch.cuda.make_graphed_callables(_Forward(self.model).train(), (x,),
