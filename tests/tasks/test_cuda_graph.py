@@ -118,8 +118,12 @@ def test_other_inputs_are_refused():
     _, m = _models("test_mambavision")
     g = CudaGraphForward(m, torch.bfloat16)
     x = torch.randn(8, 3, 32, 32, device="cuda")
-    g(x).sum().backward()
+    out = g(x)
+    out.sum().backward()
     assert "forward" not in vars(m)  # the model keeps its own forward: model(x) and its copies run eagerly
+    kept = out.detach().clone()
+    g(torch.randn_like(x))  # the next replay rewrites the graph's output buffer, not the tensor handed out
+    torch.testing.assert_close(out.detach(), kept, rtol=0, atol=0)
     for bad in (torch.randn(4, 3, 32, 32, device="cuda"), torch.randn(1, 3, 32, 32, device="cuda"),
                 x.half(), x.contiguous(memory_format=torch.channels_last)):
         with pytest.raises(ValueError, match="captured for input"):
