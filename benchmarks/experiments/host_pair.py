@@ -134,7 +134,7 @@ def report(label: str, model, step) -> None:
     print(f"\n=== {label}: host {h:.2f} ms/step (GPU busy) | wall {w:.2f} ms/step, {g:.2f} gc runs/step | "
           f"wall with gc off {wf:.2f} ms/step")
     print("  syncs in a step:", syncs(step) or "none")
-    print("  host ms per module (depth <= 2):")
+    print("  host ms per module in the forward (depth <= 2):")
     for ms, name, calls in module_host(model, step):
         print(f"    {ms:7.2f} ms  {calls:3d}x  {name}")
     print("  cProfile (5 steps, own time):")
