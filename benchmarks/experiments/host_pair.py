@@ -1,6 +1,6 @@
 """Device-session helper: where the *host* time of a step goes, our model next to its official counterpart.
 
-``python -m benchmarks.experiments.host_pair MODEL KIND=PATH [BATCH_INFER] [BATCH_TRAIN]``, e.g.
+``python -m benchmarks.experiments.host_pair MODEL KIND=PATH [BATCH_TRAIN] [BATCH_INFER]``, e.g.
 ``python -m benchmarks.experiments.host_pair mambavision_tiny mambavision=~/src/MambaVision``.
 
 ``profile_pair`` shows when a step leaves the GPU idle; this script shows why. For the inference step (and the
@@ -25,12 +25,9 @@ import sys
 import time
 import warnings
 
-import timm
 import torch
 
-import vision_ssm  # noqa: F401  (registers the models)
-from benchmarks.gpu_models import infer_step, train_step
-from benchmarks.official import official_builder
+from benchmarks.experiments.profile_pair import pair_steps
 
 BUSY = int(3e8)  # GPU clock cycles queued before a host-timed step (~0.15 s on an H200)
 
@@ -142,18 +139,8 @@ def report(label: str, model, step) -> None:
 
 
 def main() -> None:
-    name = sys.argv[1]
-    kind, path = sys.argv[2].split("=", 1)
-    bs_infer = int(sys.argv[3]) if len(sys.argv) > 3 else 128
-    bs_train = int(sys.argv[4]) if len(sys.argv) > 4 else 64
-    torch.backends.cudnn.benchmark = True
-    build, label = official_builder(name, {kind: path})
-    models = {name: timm.create_model(name, num_classes=1000).cuda(), label: build().cuda()}
-    # training first: tensors cached under inference_mode must not leak into autograd
-    for lab, m in models.items():
-        report(f"{lab} training bs{bs_train}", m, train_step(m, bs_train, 224))
-    for lab, m in models.items():
-        report(f"{lab} inference bs{bs_infer}", m, infer_step(m, bs_infer, 224))
+    for label, model, step in pair_steps(sys.argv[1:]):
+        report(label, model, step)
 
 
 if __name__ == "__main__":

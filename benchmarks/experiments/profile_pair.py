@@ -29,18 +29,24 @@ def profile(label: str, step, top: int = 12) -> None:
         print(f"  {t:7.2f} ms {100 * t / total:5.1f}% {e.count // 3:5d}x  {e.key[:100]}")
 
 
-def main() -> None:
-    name = sys.argv[1]
-    kind, path = sys.argv[2].split("=", 1)
-    bs_train = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-    bs_infer = int(sys.argv[4]) if len(sys.argv) > 4 else 128
+def pair_steps(argv: list[str]) -> list[tuple[str, torch.nn.Module, object]]:
+    """``(label, model, step)`` for ``MODEL KIND=PATH [BATCH_TRAIN] [BATCH_INFER]``: the training steps of our
+    model and its official counterpart, then their inference steps (training first: tensors cached under
+    inference_mode must not leak into autograd). Shared with ``host_pair``."""
+    name = argv[0]
+    kind, path = argv[1].split("=", 1)
+    bs_train = int(argv[2]) if len(argv) > 2 else 64
+    bs_infer = int(argv[3]) if len(argv) > 3 else 128
     torch.backends.cudnn.benchmark = True
     build, label = official_builder(name, {kind: path})
     models = {name: timm.create_model(name, num_classes=1000).cuda(), label: build().cuda()}
-    for lab, m in models.items():
-        profile(f"{lab} training bs{bs_train}", train_step(m, bs_train, 224))
-    for lab, m in models.items():
-        profile(f"{lab} inference bs{bs_infer}", infer_step(m, bs_infer, 224))
+    steps = [(f"{lab} training bs{bs_train}", m, train_step(m, bs_train, 224)) for lab, m in models.items()]
+    return steps + [(f"{lab} inference bs{bs_infer}", m, infer_step(m, bs_infer, 224)) for lab, m in models.items()]
+
+
+def main() -> None:
+    for label, _, step in pair_steps(sys.argv[1:]):
+        profile(label, step)
 
 
 if __name__ == "__main__":
