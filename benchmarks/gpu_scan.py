@@ -24,6 +24,8 @@ same run. Times are medians of
 the official pipeline to the SS2D table: VMamba's Triton ``cross_scan_fn`` on the pixel-domain input,
 mamba-ssm's scan on the four routed copies (δ, B, C come out of the official block already in route
 order, so they are passed as they are), VMamba's Triton ``cross_merge_fn`` back to the pixel domain.
+Before timing, :func:`check_official_route` makes sure the official cross-scan and cross-merge compute
+this library's K = 4 ``sweep`` route and merge (else the rows would not time the same work).
 """
 from __future__ import annotations
 
@@ -177,6 +179,30 @@ def channel_last_copies(x, d, B, C):
 OFFICIAL_ROUTE: tuple | None = None  # (cross_scan_fn, cross_merge_fn) of the official VMamba code, when given
 
 
+def check_official_route(cross_scan, cross_merge, dirs, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Raise unless ``cross_scan`` / ``cross_merge`` compute ``dirs``' route and merge on these tensors.
+
+    Args:
+        cross_scan: ``(Bt, D, H, W)`` → ``(Bt, K, D, H*W)`` routed copies (VMamba's ``cross_scan_fn``).
+        cross_merge: ``(Bt, K, D, H, W)`` → ``(Bt, D, H*W)`` (VMamba's ``cross_merge_fn``).
+        dirs: this library's directions (``get_directions("sweep", H, W, 4, device)``).
+        x: ``(Bt, D, L)`` pixel-domain input; y: ``(Bt, K, D, L)`` per-direction outputs.
+    """
+    from vision_ssm.ops.geometry.route import gather_directions, merge
+
+    Bt, Dm, L = x.shape
+    K, H, W = dirs.K, dirs.H, dirs.W
+    ours = gather_directions(x.unsqueeze(1).expand(Bt, K, Dm, L), dirs).reshape(Bt, K, Dm, L)
+    theirs = cross_scan(x.view(Bt, Dm, H, W)).reshape(Bt, K, Dm, L)
+    merged = cross_merge(y.view(Bt, K, Dm, H, W)).reshape(Bt, Dm, L).float()
+    want = merge(y.float(), dirs).reshape(Bt, Dm, L)
+    # routing copies values (exact); merging sums K values in y's dtype, in any order (rounding only)
+    bound = 2 * K * torch.finfo(y.dtype).eps * y.float().abs().sum(1).amax()
+    if not torch.equal(theirs, ours) or (merged - want).abs().amax() > bound:
+        raise RuntimeError("the official cross-scan / cross-merge do not compute the K = 4 sweep route / merge "
+                           "of this library: the SS2D rows would not time the same work")
+
+
 def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
     from vision_ssm.ops import get_directions, selective_scan, ss2d_scan
     from vision_ssm.ops.geometry.route import gather_directions, merge
@@ -204,6 +230,7 @@ def ss2d_row(Bt, K, Dm, L, N, dtype, bw, mamba) -> dict:
         impls["routed_mamba"] = lambda: routed(lambda xs, ds, Bs, Cs: mamba(xs, ds, A, Bs, Cs, D, bias))
     if mamba is not None and OFFICIAL_ROUTE is not None and K == 4:
         cross_scan, cross_merge = OFFICIAL_ROUTE
+        check_official_route(cross_scan, cross_merge, dirs, x, torch.randn_like(d))
 
         def official():
             xs = cross_scan(x.view(Bt, Dm, H, W)).view(Bt, K * Dm, L)
