@@ -188,11 +188,11 @@ def check_official_route(cross_scan, cross_merge, dirs, x: torch.Tensor, y: torc
         dirs: this library's directions (``get_directions("sweep", H, W, 4, device)``).
         x: ``(Bt, D, L)`` pixel-domain input; y: ``(Bt, K, D, L)`` per-direction outputs.
     """
-    from vision_ssm.ops.geometry.route import gather_directions, merge
+    from vision_ssm.ops import merge, route
 
     Bt, Dm, L = x.shape
     K, H, W = dirs.K, dirs.H, dirs.W
-    ours = gather_directions(x.unsqueeze(1).expand(Bt, K, Dm, L), dirs).reshape(Bt, K, Dm, L)
+    ours = route(x.view(Bt, Dm, H, W), dirs)
     theirs = cross_scan(x.view(Bt, Dm, H, W)).reshape(Bt, K, Dm, L)
     merged = cross_merge(y.view(Bt, K, Dm, H, W)).reshape(Bt, Dm, L).float()
     want = merge(y.float(), dirs).reshape(Bt, Dm, L)

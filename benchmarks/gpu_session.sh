@@ -52,8 +52,8 @@ if [ ${#OFF[@]} -gt 0 ]; then
     --json "$OUT/scan_official.json" 2>&1 | tee "$OUT/scan_official.log" | tail -5
   [ -n "${OFFICIAL_MAMBAVISION:-}" ] && $PY -m benchmarks.experiments.profile_pair mambavision_tiny \
     "mambavision=$OFFICIAL_MAMBAVISION" 2>&1 | tee "$OUT/profile_pair.log" | grep -v -i warn
-  [ -n "${OFFICIAL_MAMBAVISION:-}" ] && $PY -m benchmarks.experiments.host_pair mambavision_tiny \
-    "mambavision=$OFFICIAL_MAMBAVISION" > "$OUT/host_pair.log" 2>&1; grep "===" "$OUT/host_pair.log"
+  [ -n "${OFFICIAL_MAMBAVISION:-}" ] && { $PY -m benchmarks.experiments.host_pair mambavision_tiny \
+    "mambavision=$OFFICIAL_MAMBAVISION" > "$OUT/host_pair.log" 2>&1; grep "===" "$OUT/host_pair.log"; }
   $PY -m benchmarks.gpu_models --models vmamba_tiny_s1l8,mambavision_tiny "${OFF[@]}" --compile reduce-overhead \
     --windows 5 --json "$OUT/models_official_compiled.json" 2>&1 | tee "$OUT/models_official_compiled.log" | tail -4
 fi
